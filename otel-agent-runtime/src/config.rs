@@ -1,0 +1,526 @@
+//! The standard `OTEL_*` environment, parsed and checked.
+//!
+//! Parsing is strict on purpose: a typo in an exporter setting otherwise shows up
+//! hours later as "no data in Grafana". Every error names the variable and what it
+//! accepts. Unset or empty variables mean "use the default", as the OpenTelemetry
+//! environment specification says.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::InitError;
+
+/// The wire protocol of the OTLP exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP over gRPC (a collector's port 4317).
+    Grpc,
+    /// OTLP protobuf over HTTP (a collector's port 4318).
+    HttpProtobuf,
+}
+
+/// Where a signal (traces or metrics) goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterKind {
+    /// OTLP to a collector or backend.
+    Otlp,
+    /// The terminal: a trace tree and run summary for traces, periodic dumps for metrics.
+    Console,
+    /// Nowhere; the signal is still measured but not exported.
+    None,
+}
+
+/// Which traces are kept, from `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerKind {
+    /// Keep every trace.
+    AlwaysOn,
+    /// Keep no trace (metrics are still complete).
+    AlwaysOff,
+    /// Keep this fraction of traces, chosen by trace id.
+    TraceIdRatio(f64),
+    /// Follow the parent's decision; for roots, keep all.
+    ParentBasedAlwaysOn,
+    /// Follow the parent's decision; for roots, keep none.
+    ParentBasedAlwaysOff,
+    /// Follow the parent's decision; for roots, keep this fraction.
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// One signal's OTLP settings, resolved from the generic and per-signal variables.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OtlpSettings {
+    /// The full URL to send to (for HTTP, including `/v1/traces` or `/v1/metrics`).
+    pub endpoint: Option<String>,
+    pub protocol: Protocol,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// Everything `init()` needs, after the environment and the builder have been merged.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub disabled: bool,
+    pub resource: Vec<(String, String)>,
+    pub service_name: Option<String>,
+    pub traces: ExporterKind,
+    pub metrics: ExporterKind,
+    pub traces_otlp: OtlpSettings,
+    pub metrics_otlp: OtlpSettings,
+    pub metric_interval: Duration,
+    pub sampler: SamplerKind,
+}
+
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A source of environment values; tests pass a map, `init()` the process environment.
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn get(lookup: Lookup<'_>, var: &str) -> Option<String> {
+    lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> InitError {
+    InitError::InvalidEnv {
+        var,
+        value: value.to_owned(),
+        expected: expected.into(),
+    }
+}
+
+pub(crate) fn parse_bool(var: &'static str, value: &str) -> Result<bool, InitError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(var, value, "`true` or `false`")),
+    }
+}
+
+fn parse_millis(var: &'static str, value: &str) -> Result<Duration, InitError> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| invalid(var, value, "a whole number of milliseconds, e.g. `10000`"))
+}
+
+fn parse_protocol(var: &'static str, value: &str) -> Result<Protocol, InitError> {
+    match value {
+        "grpc" => Ok(Protocol::Grpc),
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "http/json" => Err(invalid(
+            var,
+            value,
+            "`grpc` or `http/protobuf` (http/json is not supported by this exporter)",
+        )),
+        _ => Err(invalid(var, value, "`grpc` or `http/protobuf`")),
+    }
+}
+
+fn parse_exporter(var: &'static str, value: &str, allowed: &[&str]) -> Result<ExporterKind, InitError> {
+    let expected = || {
+        let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
+        format!("one of {}", list.join(", "))
+    };
+    if value.contains(',') {
+        return Err(invalid(var, value, format!("a single exporter: {}", expected())));
+    }
+    let kind = match value {
+        "otlp" => ExporterKind::Otlp,
+        "console" | "logging" => ExporterKind::Console,
+        "none" => ExporterKind::None,
+        _ => return Err(invalid(var, value, expected())),
+    };
+    Ok(kind)
+}
+
+/// Checks an endpoint URL: `http://` or `https://`, a host, an optional port.
+pub(crate) fn check_endpoint(value: &str) -> Result<(), String> {
+    const EXPECTED: &str = "a URL such as `http://localhost:4317`";
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or_else(|| format!("{EXPECTED} (with the http:// or https:// scheme)"))?;
+    let uri: http::Uri = value.parse().map_err(|_| EXPECTED.to_owned())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if uri.host().is_none_or(str::is_empty) || authority.is_empty() {
+        return Err(format!("{EXPECTED} (the host is missing)"));
+    }
+    if authority.ends_with(':') {
+        return Err(format!("{EXPECTED} (the port after `:` is missing)"));
+    }
+    Ok(())
+}
+
+fn parse_endpoint(var: &'static str, value: &str) -> Result<String, InitError> {
+    check_endpoint(value).map_err(|expected| invalid(var, value, expected))?;
+    Ok(value.to_owned())
+}
+
+/// `key=value,key2=value2`, values percent-decoded, as the specification's header
+/// and resource-attribute lists are written.
+fn parse_pairs(var: &'static str, value: &str, what: &str) -> Result<Vec<(String, String)>, InitError> {
+    let expected = || format!("a comma-separated list of {what}, e.g. `key1=value1,key2=value2`");
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, val) = item.split_once('=').ok_or_else(|| invalid(var, value, expected()))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(invalid(var, value, expected()));
+        }
+        let val = percent_decode(val.trim()).ok_or_else(|| invalid(var, value, expected()))?;
+        out.push((key.to_owned(), val));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_headers(var: &'static str, value: &str) -> Result<Vec<(String, String)>, InitError> {
+    let headers = parse_pairs(var, value, "headers")?;
+    for (name, val) in &headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(val).is_err() {
+            return Err(invalid(
+                var,
+                value,
+                "headers as `name=value` pairs with valid HTTP header names and values",
+            ));
+        }
+    }
+    Ok(headers)
+}
+
+fn parse_sampler(lookup: Lookup<'_>) -> Result<SamplerKind, InitError> {
+    const VAR: &str = "OTEL_TRACES_SAMPLER";
+    const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    let ratio = || -> Result<f64, InitError> {
+        match get(lookup, ARG) {
+            None => Ok(1.0),
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(invalid(ARG, &v, "a sampling ratio between 0.0 and 1.0")),
+            },
+        }
+    };
+    let Some(value) = get(lookup, VAR) else {
+        return Ok(SamplerKind::ParentBasedAlwaysOn);
+    };
+    Ok(match value.as_str() {
+        "always_on" => SamplerKind::AlwaysOn,
+        "always_off" => SamplerKind::AlwaysOff,
+        "traceidratio" => SamplerKind::TraceIdRatio(ratio()?),
+        "parentbased_always_on" => SamplerKind::ParentBasedAlwaysOn,
+        "parentbased_always_off" => SamplerKind::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerKind::ParentBasedTraceIdRatio(ratio()?),
+        _ => {
+            return Err(invalid(
+                VAR,
+                &value,
+                "one of `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, \
+                 `parentbased_always_off`, `parentbased_traceidratio`",
+            ))
+        }
+    })
+}
+
+/// The names of one signal's variables.
+struct SignalVars {
+    endpoint: &'static str,
+    protocol: &'static str,
+    headers: &'static str,
+    timeout: &'static str,
+    path: &'static str,
+}
+
+const TRACES: SignalVars = SignalVars {
+    endpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    protocol: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    headers: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    path: "v1/traces",
+};
+
+const METRICS: SignalVars = SignalVars {
+    endpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    protocol: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    headers: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    path: "v1/metrics",
+};
+
+/// The port 4318 is the collector's OTLP/HTTP port: an endpoint on it with no
+/// protocol given means HTTP, anything else gRPC (the Rust ecosystem's default).
+fn default_protocol(endpoint: Option<&str>) -> Protocol {
+    match endpoint.and_then(|e| e.parse::<http::Uri>().ok()).and_then(|u| u.port_u16()) {
+        Some(4318) => Protocol::HttpProtobuf,
+        _ => Protocol::Grpc,
+    }
+}
+
+fn join_path(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path)
+}
+
+fn parse_signal(lookup: Lookup<'_>, vars: &SignalVars) -> Result<(OtlpSettings, bool), InitError> {
+    let signal_endpoint = get(lookup, vars.endpoint)
+        .map(|v| parse_endpoint(vars.endpoint, &v))
+        .transpose()?;
+    let base_endpoint = get(lookup, "OTEL_EXPORTER_OTLP_ENDPOINT")
+        .map(|v| parse_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v))
+        .transpose()?;
+    let protocol = match get(lookup, vars.protocol) {
+        Some(v) => parse_protocol(vars.protocol, &v)?,
+        None => match get(lookup, "OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(v) => parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?,
+            None => default_protocol(signal_endpoint.as_deref().or(base_endpoint.as_deref())),
+        },
+    };
+    let explicit = signal_endpoint.is_some() || base_endpoint.is_some();
+    // Per the specification, a signal-specific URL is used as is, while the
+    // generic one gets the signal's path appended for HTTP.
+    let endpoint = match (signal_endpoint, base_endpoint, protocol) {
+        (Some(e), _, _) => Some(e),
+        (None, Some(b), Protocol::HttpProtobuf) => Some(join_path(&b, vars.path)),
+        (None, Some(b), Protocol::Grpc) => Some(b),
+        (None, None, _) => None,
+    };
+    let headers = match get(lookup, vars.headers) {
+        Some(v) => parse_headers(vars.headers, &v)?,
+        None => match get(lookup, "OTEL_EXPORTER_OTLP_HEADERS") {
+            Some(v) => parse_headers("OTEL_EXPORTER_OTLP_HEADERS", &v)?,
+            None => Vec::new(),
+        },
+    };
+    let timeout = match get(lookup, vars.timeout) {
+        Some(v) => parse_millis(vars.timeout, &v)?,
+        None => match get(lookup, "OTEL_EXPORTER_OTLP_TIMEOUT") {
+            Some(v) => parse_millis("OTEL_EXPORTER_OTLP_TIMEOUT", &v)?,
+            None => DEFAULT_TIMEOUT,
+        },
+    };
+    Ok((
+        OtlpSettings {
+            endpoint,
+            protocol,
+            headers,
+            timeout,
+        },
+        explicit,
+    ))
+}
+
+impl Settings {
+    /// Reads every supported variable; the first invalid one is the error.
+    pub(crate) fn from_env(lookup: Lookup<'_>) -> Result<Self, InitError> {
+        let disabled = get(lookup, "OTEL_SDK_DISABLED")
+            .map(|v| parse_bool("OTEL_SDK_DISABLED", &v))
+            .transpose()?
+            .unwrap_or(false);
+        let resource = get(lookup, "OTEL_RESOURCE_ATTRIBUTES")
+            .map(|v| parse_pairs("OTEL_RESOURCE_ATTRIBUTES", &v, "resource attributes"))
+            .transpose()?
+            .unwrap_or_default();
+        let service_name = get(lookup, "OTEL_SERVICE_NAME");
+        let (traces_otlp, traces_endpoint_set) = parse_signal(lookup, &TRACES)?;
+        let (metrics_otlp, metrics_endpoint_set) = parse_signal(lookup, &METRICS)?;
+        // With no endpoint and no exporter named, the embedded default applies:
+        // the terminal, so that a first run needs no collector.
+        let traces = match get(lookup, "OTEL_TRACES_EXPORTER") {
+            Some(v) => parse_exporter("OTEL_TRACES_EXPORTER", &v, &["otlp", "console", "none"])?,
+            None if traces_endpoint_set => ExporterKind::Otlp,
+            None => ExporterKind::Console,
+        };
+        let metrics = match get(lookup, "OTEL_METRICS_EXPORTER") {
+            Some(v) => parse_exporter("OTEL_METRICS_EXPORTER", &v, &["otlp", "console", "none"])?,
+            None if metrics_endpoint_set => ExporterKind::Otlp,
+            None => ExporterKind::None,
+        };
+        let metric_interval = get(lookup, "OTEL_METRIC_EXPORT_INTERVAL")
+            .map(|v| parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v))
+            .transpose()?
+            .unwrap_or(DEFAULT_METRIC_INTERVAL);
+        if metric_interval.is_zero() {
+            return Err(invalid(
+                "OTEL_METRIC_EXPORT_INTERVAL",
+                "0",
+                "a positive number of milliseconds",
+            ));
+        }
+        Ok(Self {
+            disabled,
+            resource,
+            service_name,
+            traces,
+            metrics,
+            traces_otlp,
+            metrics_otlp,
+            metric_interval,
+            sampler: parse_sampler(lookup)?,
+        })
+    }
+}
+
+/// Resource attributes in the order of precedence: `OTEL_SERVICE_NAME` over
+/// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` over the code's default.
+pub(crate) fn resource_attributes(
+    settings: &Settings,
+    default_service_name: Option<&str>,
+    extra: &[(String, String)],
+) -> BTreeMap<String, String> {
+    let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in extra.iter().chain(settings.resource.iter()) {
+        attrs.insert(k.clone(), v.clone());
+    }
+    let service = settings
+        .service_name
+        .clone()
+        .or_else(|| attrs.get("service.name").cloned())
+        .or_else(|| default_service_name.map(str::to_owned))
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+            format!("unknown_service:{}", exe.unwrap_or_default())
+        });
+    attrs.insert("service.name".to_owned(), service);
+    attrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, InitError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_env(&move |k| map.get(k).cloned())
+    }
+
+    fn err(vars: &[(&str, &str)]) -> String {
+        settings(vars).expect_err("expected an error").to_string()
+    }
+
+    #[test]
+    fn no_variables_means_the_embedded_default() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.traces, ExporterKind::Console);
+        assert_eq!(s.metrics, ExporterKind::None);
+        assert!(!s.disabled);
+        assert_eq!(s.sampler, SamplerKind::ParentBasedAlwaysOn);
+    }
+
+    #[test]
+    fn an_endpoint_selects_otlp_and_grpc_by_default() {
+        let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")]).unwrap();
+        assert_eq!(s.traces, ExporterKind::Otlp);
+        assert_eq!(s.metrics, ExporterKind::Otlp);
+        assert_eq!(s.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+    }
+
+    #[test]
+    fn http_appends_the_signal_path_to_the_generic_endpoint_only() {
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://other:9999/custom"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(s.metrics_otlp.endpoint.as_deref(), Some("http://other:9999/custom"));
+    }
+
+    #[test]
+    fn port_4318_without_protocol_means_http() {
+        let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")]).unwrap();
+        assert_eq!(s.traces_otlp.protocol, Protocol::HttpProtobuf);
+        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://localhost:4318/v1/traces"));
+    }
+
+    #[test]
+    fn per_signal_variables_override_generic_ones() {
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:4317"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "700"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-a=1"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-b=2%203"),
+        ])
+        .unwrap();
+        assert_eq!(s.traces_otlp.timeout, Duration::from_millis(700));
+        assert_eq!(s.metrics_otlp.timeout, Duration::from_millis(500));
+        assert_eq!(s.traces_otlp.headers, vec![("x-a".into(), "1".into())]);
+        assert_eq!(s.metrics_otlp.headers, vec![("x-b".into(), "2 3".into())]);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_fix() {
+        let e = err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grcp")]);
+        assert!(e.contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"grcp\"") && e.contains("`grpc` or `http/protobuf`"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")]);
+        assert!(e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("http://"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317")]);
+        assert!(e.contains("host is missing"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://host:/v1/traces")]);
+        assert!(e.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization")]);
+        assert!(e.contains("OTEL_EXPORTER_OTLP_HEADERS") && e.contains("key1=value1"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=1")]);
+        assert!(e.contains("valid HTTP header names"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")]);
+        assert!(e.contains("OTEL_EXPORTER_OTLP_TIMEOUT") && e.contains("milliseconds"), "{e}");
+        let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "fast")]);
+        assert!(e.contains("OTEL_METRIC_EXPORT_INTERVAL"), "{e}");
+        let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "0")]);
+        assert!(e.contains("positive"), "{e}");
+        let e = err(&[("OTEL_SDK_DISABLED", "yes")]);
+        assert!(e.contains("OTEL_SDK_DISABLED") && e.contains("`true` or `false`"), "{e}");
+        let e = err(&[("OTEL_TRACES_EXPORTER", "jaeger")]);
+        assert!(e.contains("OTEL_TRACES_EXPORTER") && e.contains("`otlp`"), "{e}");
+        let e = err(&[("OTEL_METRICS_EXPORTER", "otlp,console")]);
+        assert!(e.contains("a single exporter"), "{e}");
+        let e = err(&[("OTEL_TRACES_SAMPLER", "ratio")]);
+        assert!(e.contains("traceidratio"), "{e}");
+        let e = err(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]);
+        assert!(e.contains("OTEL_TRACES_SAMPLER_ARG") && e.contains("0.0 and 1.0"), "{e}");
+        let e = err(&[("OTEL_RESOURCE_ATTRIBUTES", "team")]);
+        assert!(e.contains("OTEL_RESOURCE_ATTRIBUTES"), "{e}");
+        let e = err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert!(e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn samplers_parse() {
+        let s = settings(&[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]).unwrap();
+        assert_eq!(s.sampler, SamplerKind::ParentBasedTraceIdRatio(0.25));
+        let s = settings(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap();
+        assert_eq!(s.sampler, SamplerKind::AlwaysOff);
+    }
+
+    #[test]
+    fn service_name_precedence() {
+        let s = settings(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=ml%2Fops")]).unwrap();
+        let attrs = resource_attributes(&s, Some("from-code"), &[]);
+        assert_eq!(attrs["service.name"], "from-attrs");
+        assert_eq!(attrs["team"], "ml/ops");
+        let s = settings(&[("OTEL_SERVICE_NAME", "from-env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=x")]).unwrap();
+        assert_eq!(resource_attributes(&s, Some("from-code"), &[])["service.name"], "from-env");
+        let s = settings(&[]).unwrap();
+        assert_eq!(resource_attributes(&s, Some("from-code"), &[])["service.name"], "from-code");
+    }
+}

@@ -1,0 +1,333 @@
+//! What runs around an annotated call: the span's outcome and the metrics.
+//!
+//! A guard is created when the call starts and finished with the call's outcome.
+//! If it is dropped unfinished, the call panicked or its future was dropped
+//! (cancelled), and the guard records that instead: every span ends, every
+//! in-flight count comes back down, whatever way the call leaves.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+use crate::semconv;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::instruments::Instruments;
+use crate::layer::with_instruments;
+use crate::probe::{Outcome, ResponseReport};
+
+/// The `error.type` of a call whose future was dropped before it finished.
+pub const CANCELLED: &str = "cancelled";
+/// The `error.type` of a call that panicked.
+pub const PANIC: &str = "panic";
+
+const OUTCOME_KEY: &str = "otel_agent.step.outcome";
+const STEP_NAME_KEY: &str = "otel_agent.step.name";
+
+/// What a step call site is, fixed at compile time.
+#[derive(Debug)]
+pub struct StepSite {
+    /// `invoke_agent`, `execute_tool` or `invoke_workflow`.
+    pub operation: &'static str,
+    /// The agent, tool or workflow name.
+    pub name: &'static str,
+}
+
+/// What an LLM call site is, fixed at compile time.
+#[derive(Debug)]
+pub struct LlmSite {
+    /// `gen_ai.operation.name`, e.g. `chat`.
+    pub operation: &'static str,
+    /// `gen_ai.provider.name` when the attribute names it.
+    pub provider: Option<&'static str>,
+}
+
+impl LlmSite {
+    /// The provider: the one the attribute names, else the one the model's name
+    /// belongs to (`gpt-4o` is OpenAI's), else `unknown`.
+    pub fn provider_for(&self, model: &ModelName) -> &'static str {
+        self.provider.unwrap_or_else(|| infer_provider(model.as_str()))
+    }
+}
+
+/// Maps well-known model families to the conventions' `gen_ai.provider.name` values.
+pub fn infer_provider(model: &str) -> &'static str {
+    let m = model.to_ascii_lowercase();
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
+    if starts(&["gpt-", "o1", "o3", "o4", "chatgpt", "text-embedding-", "dall-e", "whisper", "davinci", "babbage"]) {
+        "openai"
+    } else if starts(&["claude"]) {
+        "anthropic"
+    } else if starts(&["gemini", "gemma"]) {
+        "gcp.gemini"
+    } else if starts(&["mistral", "mixtral", "codestral", "ministral", "pixtral"]) {
+        "mistral_ai"
+    } else if starts(&["command", "embed-english", "embed-multilingual"]) {
+        "cohere"
+    } else if starts(&["deepseek"]) {
+        "deepseek"
+    } else if starts(&["grok"]) {
+        "x_ai"
+    } else if starts(&["llama", "meta-llama"]) {
+        "meta"
+    } else {
+        "unknown"
+    }
+}
+
+enum End {
+    Returned(Outcome),
+    Dropped,
+}
+
+impl End {
+    /// `(outcome label, error.type, status message)`.
+    fn describe(self) -> (&'static str, Option<Cow<'static, str>>, Option<String>) {
+        match self {
+            End::Returned(Outcome::Success) => ("success", None, None),
+            End::Returned(Outcome::Failure { error_type, message }) => ("failure", Some(error_type), message),
+            End::Dropped if std::thread::panicking() => {
+                ("failure", Some(Cow::Borrowed(PANIC)), Some("the call panicked".to_owned()))
+            }
+            End::Dropped => (
+                CANCELLED,
+                Some(Cow::Borrowed(CANCELLED)),
+                Some("the call was cancelled before it finished".to_owned()),
+            ),
+        }
+    }
+}
+
+fn mark_error(span: &Span, error_type: &str, message: Option<&str>) {
+    span.record(semconv::ERROR_TYPE, error_type);
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", message.unwrap_or(error_type));
+}
+
+fn static_kv(key: &'static str, value: &'static str) -> KeyValue {
+    KeyValue::new(Key::from_static_str(key), Value::from(value))
+}
+
+fn cow_value(value: Cow<'static, str>) -> Value {
+    match value {
+        Cow::Borrowed(s) => Value::from(s),
+        Cow::Owned(s) => Value::from(s),
+    }
+}
+
+/// Drives one `#[agent_step]` call.
+pub struct StepGuard {
+    site: &'static StepSite,
+    span: Span,
+    start: Instant,
+    finished: bool,
+}
+
+impl StepGuard {
+    /// Starts the step: counts it in flight and starts its clock.
+    pub fn start(site: &'static StepSite, span: Span) -> Self {
+        with_instruments(&span, |i| i.step_active.add(1, &Self::base_attrs(site)));
+        Self {
+            site,
+            span,
+            start: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn base_attrs(site: &'static StepSite) -> [KeyValue; 2] {
+        [
+            static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation),
+            static_kv(STEP_NAME_KEY, site.name),
+        ]
+    }
+
+    /// The step's span, to enter or instrument the body with.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records the outcome the call returned.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.end(End::Returned(outcome));
+    }
+
+    fn end(&mut self, end: End) {
+        self.finished = true;
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let (label, error_type, message) = end.describe();
+        if let Some(error_type) = &error_type {
+            mark_error(&self.span, error_type, message.as_deref());
+        }
+        let site = self.site;
+        with_instruments(&self.span, |i| {
+            let [op, name] = Self::base_attrs(site);
+            i.step_active.add(-1, &[op.clone(), name.clone()]);
+            let outcome = static_kv(OUTCOME_KEY, label);
+            match error_type {
+                None => {
+                    let attrs = [op, name, outcome];
+                    i.step_duration.record(elapsed, &attrs);
+                    i.step_calls.add(1, &attrs);
+                }
+                Some(error_type) => {
+                    let attrs = [op, name, outcome, KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type))];
+                    i.step_duration.record(elapsed, &attrs);
+                    i.step_calls.add(1, &attrs);
+                }
+            }
+        });
+    }
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end(End::Dropped);
+        }
+    }
+}
+
+/// The request model of an LLM call: a literal, or the value of an expression.
+#[derive(Debug, Clone)]
+pub struct ModelName(StringValue);
+
+impl ModelName {
+    /// A model named by a literal in the attribute.
+    pub fn literal(name: &'static str) -> Self {
+        Self(StringValue::from(name))
+    }
+
+    /// A model named by an expression, evaluated when the call starts.
+    pub fn of<M: AsRef<str> + ?Sized>(model: &M) -> Self {
+        Self(StringValue::from(Arc::<str>::from(model.as_ref())))
+    }
+
+    /// The model name.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// `{operation} {model}`, the span name the conventions prescribe.
+    pub fn span_name(&self, site: &LlmSite) -> String {
+        format!("{} {}", site.operation, self.as_str())
+    }
+}
+
+/// Drives one `#[llm_call]` call.
+pub struct LlmGuard {
+    site: &'static LlmSite,
+    provider: &'static str,
+    model: ModelName,
+    span: Span,
+    start: Instant,
+    finished: bool,
+}
+
+impl LlmGuard {
+    /// Starts the call's clock.
+    pub fn start(site: &'static LlmSite, model: ModelName, provider: &'static str, span: Span) -> Self {
+        Self {
+            site,
+            provider,
+            model,
+            span,
+            start: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// The call's span.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    /// Records what the call returned: outcome, usage, response model and id,
+    /// finish reasons.
+    pub fn finish(mut self, outcome: Outcome, report: ResponseReport) {
+        self.end(End::Returned(outcome), report);
+    }
+
+    fn end(&mut self, end: End, report: ResponseReport) {
+        self.finished = true;
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let span = &self.span;
+        let (_, error_type, message) = end.describe();
+        if let Some(error_type) = &error_type {
+            mark_error(span, error_type, message.as_deref());
+        }
+        if let Some(model) = &report.response_model {
+            span.record(semconv::GEN_AI_RESPONSE_MODEL, model.as_str());
+        }
+        if let Some(id) = &report.response_id {
+            span.record(semconv::GEN_AI_RESPONSE_ID, id.as_str());
+        }
+        if !report.finish_reasons.is_empty() {
+            let reasons: Vec<StringValue> = report.finish_reasons.iter().cloned().map(StringValue::from).collect();
+            span.set_attribute(
+                semconv::GEN_AI_RESPONSE_FINISH_REASONS,
+                Value::Array(opentelemetry::Array::String(reasons)),
+            );
+        }
+        let usage = report.usage.unwrap_or_default();
+        let counts = [
+            (semconv::GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens),
+            (semconv::GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens),
+            (semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_input_tokens),
+            (semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_input_tokens),
+            (semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_output_tokens),
+        ];
+        for (key, count) in counts {
+            if let Some(count) = count {
+                // tracing-opentelemetry keeps i64 as an integer attribute; u64 would
+                // arrive as a string.
+                span.record(key, i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
+        let (site, provider, model) = (self.site, self.provider, &self.model);
+        with_instruments(span, |i| {
+            record_llm_metrics(i, site.operation, provider, model, elapsed, error_type, &report);
+        });
+    }
+}
+
+fn record_llm_metrics(
+    i: &Instruments,
+    operation: &'static str,
+    provider: &'static str,
+    model: &ModelName,
+    elapsed: f64,
+    error_type: Option<Cow<'static, str>>,
+    report: &ResponseReport,
+) {
+    let mut attrs: Vec<KeyValue> = Vec::with_capacity(6);
+    attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, operation));
+    attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
+    attrs.push(KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, Value::String(model.0.clone())));
+    if let Some(response_model) = &report.response_model {
+        attrs.push(KeyValue::new(semconv::GEN_AI_RESPONSE_MODEL, response_model.clone()));
+    }
+    if let Some(error_type) = error_type {
+        attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
+    }
+    i.llm_duration.record(elapsed, &attrs);
+    let Some(usage) = report.usage else { return };
+    // Token counts the provider did not report are left out, never guessed.
+    for (kind, count) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+        if let Some(count) = count {
+            attrs.push(static_kv(semconv::GEN_AI_TOKEN_TYPE, kind));
+            i.token_usage.record(count, &attrs);
+            attrs.pop();
+        }
+    }
+}
+
+impl Drop for LlmGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end(End::Dropped, ResponseReport::default());
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The metric instruments, created once per telemetry pipeline with the semantic
+//! conventions' names, units and bucket boundaries.
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use crate::semconv;
+
+/// Our own step metrics. The names live under `otel_agent.` because the GenAI
+/// conventions define client metrics only; `docs` and `deploy/` use exactly these.
+pub const STEP_DURATION: &str = "otel_agent.step.duration";
+/// Count of finished steps, by outcome.
+pub const STEP_CALLS: &str = "otel_agent.step.calls";
+/// Steps currently running.
+pub const STEP_ACTIVE: &str = "otel_agent.step.active";
+
+/// Bucket boundaries the GenAI conventions advise for `gen_ai.client.operation.duration`.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// Bucket boundaries the GenAI conventions advise for `gen_ai.client.token.usage`.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// Agent steps run from milliseconds (a tool) to many minutes (a whole crew).
+pub const STEP_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+
+#[derive(Debug)]
+pub(crate) struct Instruments {
+    pub llm_duration: Histogram<f64>,
+    pub token_usage: Histogram<u64>,
+    pub step_duration: Histogram<f64>,
+    pub step_calls: Counter<u64>,
+    pub step_active: UpDownCounter<i64>,
+}
+
+impl Instruments {
+    pub(crate) fn new(meter: &Meter) -> Self {
+        Self {
+            llm_duration: meter
+                .f64_histogram(semconv::GEN_AI_CLIENT_OPERATION_DURATION)
+                .with_unit("s")
+                .with_description("GenAI operation duration")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            token_usage: meter
+                .u64_histogram(semconv::GEN_AI_CLIENT_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used")
+                .with_boundaries(TOKEN_BUCKETS.to_vec())
+                .build(),
+            step_duration: meter
+                .f64_histogram(STEP_DURATION)
+                .with_unit("s")
+                .with_description("Duration of agent steps (agents, tools, workflows)")
+                .with_boundaries(STEP_BUCKETS.to_vec())
+                .build(),
+            step_calls: meter
+                .u64_counter(STEP_CALLS)
+                .with_unit("{step}")
+                .with_description("Finished agent steps, by outcome")
+                .build(),
+            step_active: meter
+                .i64_up_down_counter(STEP_ACTIVE)
+                .with_unit("{step}")
+                .with_description("Agent steps in flight")
+                .build(),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! OpenTelemetry for AI agents in two attributes and one `init()`.
+//!
+//! ```no_run
+//! use otel_agent_runtime::{agent_step, llm_call, LlmResponse, Usage};
+//!
+//! struct Reply { text: String, input: u64, output: u64 }
+//! impl LlmResponse for Reply {
+//!     fn usage(&self) -> Option<Usage> { Some(Usage::new(self.input, self.output)) }
+//! }
+//!
+//! #[llm_call(model = "gpt-4o", provider = "openai")]      // span `chat gpt-4o` (CLIENT)
+//! async fn complete(prompt: &str) -> Result<Reply, std::io::Error> {
+//!     Ok(Reply { text: format!("echo {prompt}"), input: 12, output: 3 })
+//! }
+//!
+//! #[agent_step(agent = "researcher")]                     // span `invoke_agent researcher`
+//! async fn research(topic: &str) -> Result<String, std::io::Error> {
+//!     Ok(complete(topic).await?.text)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let _telemetry = otel_agent_runtime::init()?; // reads OTEL_*; flushes on drop
+//!     research("rust agents").await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! With no `OTEL_EXPORTER_OTLP_ENDPOINT`, the program prints a trace tree and a run
+//! summary at exit; with one, spans and metrics go over OTLP (gRPC or HTTP).
+//!
+//! # What is recorded
+//! - `#[agent_step]`: a span `invoke_agent {agent}`, `execute_tool {name}` or
+//!   `invoke_workflow {name}` with the GenAI attributes, and the metrics
+//!   `otel_agent.step.duration` (s), `otel_agent.step.calls` (by outcome) and
+//!   `otel_agent.step.active` (in flight).
+//! - `#[llm_call]`: a CLIENT span `{operation} {model}` with operation, provider and
+//!   request model set at start and response model, id, finish reasons and token
+//!   usage read from the return value ([`LlmResponse`]); the metrics
+//!   `gen_ai.client.operation.duration` and `gen_ai.client.token.usage` with the
+//!   conventions' units and buckets.
+//! - An `Err` return sets status ERROR and `error.type` (see [`ErrorType`]); a
+//!   panic or a dropped future ends the span as `panic` or `cancelled`.
+#![deny(missing_docs)]
+
+mod config;
+mod console;
+mod error;
+mod guard;
+mod instruments;
+mod layer;
+mod probe;
+mod response;
+pub mod semconv;
+mod telemetry;
+
+pub use config::{ExporterKind, Protocol, SamplerKind};
+pub use error::{InitError, ShutdownError};
+pub use instruments::{DURATION_BUCKETS, STEP_ACTIVE, STEP_BUCKETS, STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS};
+pub use otel_agent_macros::{agent_step, llm_call};
+pub use response::{ErrorType, LlmResponse, Usage};
+pub use telemetry::{Telemetry, TelemetryBuilder};
+
+/// Sets up traces and metrics from the standard `OTEL_*` environment and installs
+/// them for the whole process. Keep the returned guard alive until exit.
+///
+/// Equivalent to `builder().init()`; see [`TelemetryBuilder`] for settings in code.
+pub fn init() -> Result<Telemetry, InitError> {
+    builder().init()
+}
+
+/// Starts configuring telemetry in code.
+pub fn builder() -> TelemetryBuilder {
+    TelemetryBuilder::default()
+}
+
+/// What generated code calls. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guard::{LlmGuard, LlmSite, ModelName, StepGuard, StepSite};
+    pub use crate::probe::{
+        OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque, Probe,
+        ReadNoResponse, ReadResponse,
+    };
+    pub use crate::semconv;
+    pub use tracing;
+
+    /// Instruments a future with a span, for generated `async` code.
+    pub fn instrument<F: core::future::Future>(future: F, span: &tracing::Span) -> tracing::instrument::Instrumented<F> {
+        tracing::Instrument::instrument(future, span.clone())
+    }
+
+    /// Creates the span of an `#[agent_step]`.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __agent_step_span {
+        (agent, $span_name:literal, $name:expr, $description:expr) => {
+            $crate::__private::tracing::span!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                $span_name,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "invoke_agent",
+                { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $name,
+                { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $description,
+                { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                otel.status_code = $crate::__private::tracing::field::Empty,
+                otel.status_description = $crate::__private::tracing::field::Empty,
+            )
+        };
+        (tool, $span_name:literal, $name:expr, $description:expr) => {
+            $crate::__private::tracing::span!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                $span_name,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "execute_tool",
+                { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name,
+                { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = "function",
+                { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $description,
+                { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                otel.status_code = $crate::__private::tracing::field::Empty,
+                otel.status_description = $crate::__private::tracing::field::Empty,
+            )
+        };
+        (workflow, $span_name:literal, $name:expr) => {
+            $crate::__private::tracing::span!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                $span_name,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "invoke_workflow",
+                { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $name,
+                { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                otel.status_code = $crate::__private::tracing::field::Empty,
+                otel.status_description = $crate::__private::tracing::field::Empty,
+            )
+        };
+    }
+
+    /// Creates the span of an `#[llm_call]`. `$otel_name` is `Some` when the model
+    /// is only known at run time, and then names the OpenTelemetry span.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __llm_call_span {
+        ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr) => {
+            $crate::__private::tracing::span!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                $span_name,
+                otel.name = $otel_name,
+                otel.kind = "client",
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $operation,
+                { $crate::__private::semconv::GEN_AI_PROVIDER_NAME } = $provider,
+                { $crate::__private::semconv::GEN_AI_REQUEST_MODEL } = $model,
+                { $crate::__private::semconv::GEN_AI_RESPONSE_MODEL } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_RESPONSE_ID } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                otel.status_code = $crate::__private::tracing::field::Empty,
+                otel.status_description = $crate::__private::tracing::field::Empty,
+            )
+        };
+    }
+}

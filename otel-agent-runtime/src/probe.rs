@@ -1,0 +1,204 @@
+//! Reading outcomes and responses out of whatever type an annotated function returns.
+//!
+//! Rust has no specialisation, so the generated code calls these through
+//! auto-ref probing: `(&&&&&Probe(&value)).__otel_outcome()` resolves to the most
+//! specific impl that applies to the concrete return type at the call site. A type
+//! that implements nothing here still compiles; it simply reports less.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+
+use crate::response::{ErrorType, LlmResponse};
+
+/// Borrowed return value of an annotated function.
+pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+/// How an annotated call ended, as far as its return value says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Any value that is not an `Err`.
+    Success,
+    /// An `Err`: its low-cardinality class and, when printable, its message.
+    Failure {
+        /// The `error.type` value.
+        error_type: Cow<'static, str>,
+        /// The error's `Display` text, used as the span status description.
+        message: Option<String>,
+    },
+}
+
+fn type_name_of<E>() -> Cow<'static, str> {
+    Cow::Borrowed(std::any::type_name::<E>())
+}
+
+/// `Err(E)` where `E` classifies itself and prints.
+pub trait OutcomeClassified {
+    /// The outcome.
+    fn __otel_outcome(&self) -> Outcome;
+}
+impl<T, E: ErrorType + Display> OutcomeClassified for &&&&Probe<'_, Result<T, E>> {
+    fn __otel_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(e) => Outcome::Failure {
+                error_type: e.error_type(),
+                message: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// `Err(E)` where `E` classifies itself but does not print.
+pub trait OutcomeClassifiedSilent {
+    /// The outcome.
+    fn __otel_outcome(&self) -> Outcome;
+}
+impl<T, E: ErrorType> OutcomeClassifiedSilent for &&&Probe<'_, Result<T, E>> {
+    fn __otel_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(e) => Outcome::Failure {
+                error_type: e.error_type(),
+                message: None,
+            },
+        }
+    }
+}
+
+/// `Err(E)` where `E` prints (every `std::error::Error`, `anyhow::Error`, ...).
+pub trait OutcomeDisplay {
+    /// The outcome.
+    fn __otel_outcome(&self) -> Outcome;
+}
+impl<T, E: Display> OutcomeDisplay for &&Probe<'_, Result<T, E>> {
+    fn __otel_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(e) => Outcome::Failure {
+                error_type: type_name_of::<E>(),
+                message: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// `Err(E)` for any other `E`.
+pub trait OutcomeOpaque {
+    /// The outcome.
+    fn __otel_outcome(&self) -> Outcome;
+}
+impl<T, E> OutcomeOpaque for &Probe<'_, Result<T, E>> {
+    fn __otel_outcome(&self) -> Outcome {
+        match self.0 {
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Failure {
+                error_type: type_name_of::<E>(),
+                message: None,
+            },
+        }
+    }
+}
+
+/// Anything that is not a `Result`.
+pub trait OutcomeAlwaysOk {
+    /// The outcome.
+    fn __otel_outcome(&self) -> Outcome;
+}
+impl<T: ?Sized> OutcomeAlwaysOk for Probe<'_, T> {
+    fn __otel_outcome(&self) -> Outcome {
+        Outcome::Success
+    }
+}
+
+/// What an `#[llm_call]` read from its return value.
+#[derive(Debug, Default)]
+pub struct ResponseReport {
+    /// Token usage.
+    pub usage: Option<crate::Usage>,
+    /// `gen_ai.response.model`.
+    pub response_model: Option<String>,
+    /// `gen_ai.response.id`.
+    pub response_id: Option<String>,
+    /// `gen_ai.response.finish_reasons`.
+    pub finish_reasons: Vec<String>,
+}
+
+/// Return types that implement [`LlmResponse`].
+pub trait ReadResponse {
+    /// Fills the report.
+    fn __otel_response(&self) -> ResponseReport;
+}
+impl<T: LlmResponse + ?Sized> ReadResponse for &Probe<'_, T> {
+    fn __otel_response(&self) -> ResponseReport {
+        let value = self.0;
+        ResponseReport {
+            usage: value.usage(),
+            response_model: value.response_model().map(str::to_owned),
+            response_id: value.response_id().map(str::to_owned),
+            finish_reasons: value.finish_reasons().into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// Return types that do not: nothing to read.
+pub trait ReadNoResponse {
+    /// An empty report.
+    fn __otel_response(&self) -> ResponseReport;
+}
+impl<T: ?Sized> ReadNoResponse for Probe<'_, T> {
+    fn __otel_response(&self) -> ResponseReport {
+        ResponseReport::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::needless_borrow)]
+    use super::*;
+    use crate::Usage;
+
+    #[derive(Debug)]
+    struct Classified;
+    impl ErrorType for Classified {
+        fn error_type(&self) -> Cow<'static, str> {
+            "rate_limited".into()
+        }
+    }
+    impl Display for Classified {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("slow down")
+        }
+    }
+    struct Opaque;
+    struct Reply;
+    impl LlmResponse for Reply {
+        fn usage(&self) -> Option<Usage> {
+            Some(Usage::new(3, 4))
+        }
+    }
+
+    #[test]
+    fn the_most_specific_outcome_wins() {
+        let r: Result<(), Classified> = Err(Classified);
+        assert_eq!(
+            (&&&&&Probe(&r)).__otel_outcome(),
+            Outcome::Failure { error_type: "rate_limited".into(), message: Some("slow down".into()) }
+        );
+        let r: Result<(), std::fmt::Error> = Err(std::fmt::Error);
+        assert!(matches!((&&&&&Probe(&r)).__otel_outcome(),
+            Outcome::Failure { error_type, message: Some(_) } if error_type == "core::fmt::Error"));
+        let r: Result<(), Opaque> = Err(Opaque);
+        assert!(matches!((&&&&&Probe(&r)).__otel_outcome(), Outcome::Failure { message: None, .. }));
+        let r: Result<u8, Opaque> = Ok(1);
+        assert_eq!((&&&&&Probe(&r)).__otel_outcome(), Outcome::Success);
+        assert_eq!((&&&&&Probe(&5_u8)).__otel_outcome(), Outcome::Success);
+    }
+
+    #[test]
+    fn responses_are_read_when_the_type_says_how() {
+        let r: Result<Reply, Opaque> = Ok(Reply);
+        assert_eq!((&&Probe(&r)).__otel_response().usage, Some(Usage::new(3, 4)));
+        let r: Result<String, Opaque> = Ok(String::new());
+        assert_eq!((&&Probe(&r)).__otel_response().usage, None);
+    }
+}

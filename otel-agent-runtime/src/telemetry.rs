@@ -1,0 +1,613 @@
+//! Building the pipelines: providers, exporters, the `tracing` layer and the guard
+//! that flushes everything at exit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{global, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use tracing_core::Subscriber;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer;
+
+use crate::config::{self, ExporterKind, OtlpSettings, Protocol, SamplerKind, Settings};
+use crate::console::ConsoleSink;
+use crate::error::{InitError, ShutdownError};
+use crate::instruments::Instruments;
+use crate::layer::InstrumentsLayer;
+
+const SCOPE: &str = "otel-agent";
+
+type ProcessorFactory = Box<dyn FnOnce() -> Box<dyn SpanProcessor>>;
+type ReaderInstaller = Box<
+    dyn FnOnce(opentelemetry_sdk::metrics::MeterProviderBuilder, Duration) -> opentelemetry_sdk::metrics::MeterProviderBuilder,
+>;
+
+/// Configures telemetry in code. Start from [`builder()`](crate::builder).
+///
+/// Values set here win over the environment, as in every OpenTelemetry SDK, except
+/// [`default_service_name`](Self::default_service_name), which the environment
+/// overrides so that operators can always rename a service.
+#[must_use]
+pub struct TelemetryBuilder {
+    env: Option<HashMap<String, String>>,
+    default_service_name: Option<String>,
+    resource: Vec<(String, String)>,
+    endpoint: Option<String>,
+    protocol: Option<Protocol>,
+    traces: Option<ExporterKind>,
+    metrics: Option<ExporterKind>,
+    metric_interval: Option<Duration>,
+    sampler: Option<SamplerKind>,
+    shutdown_timeout: Duration,
+    processors: Vec<ProcessorFactory>,
+    readers: Vec<ReaderInstaller>,
+}
+
+impl Default for TelemetryBuilder {
+    fn default() -> Self {
+        Self {
+            env: None,
+            default_service_name: None,
+            resource: Vec::new(),
+            endpoint: None,
+            protocol: None,
+            traces: None,
+            metrics: None,
+            metric_interval: None,
+            sampler: None,
+            shutdown_timeout: Duration::from_secs(5),
+            processors: Vec::new(),
+            readers: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("default_service_name", &self.default_service_name)
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field("traces", &self.traces)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryBuilder {
+    /// The service name used when neither `OTEL_SERVICE_NAME` nor `service.name`
+    /// in `OTEL_RESOURCE_ATTRIBUTES` gives one.
+    pub fn default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.default_service_name = Some(name.into());
+        self
+    }
+
+    /// Adds a resource attribute (the environment's `OTEL_RESOURCE_ATTRIBUTES` win on conflict).
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sends traces and metrics over OTLP to this collector URL, e.g.
+    /// `http://localhost:4317` (gRPC) or `http://localhost:4318` (HTTP).
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// The OTLP protocol (default: gRPC, or HTTP when the endpoint's port is 4318).
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Where spans go.
+    pub fn traces_exporter(mut self, kind: ExporterKind) -> Self {
+        self.traces = Some(kind);
+        self
+    }
+
+    /// Where metrics go.
+    pub fn metrics_exporter(mut self, kind: ExporterKind) -> Self {
+        self.metrics = Some(kind);
+        self
+    }
+
+    /// How often metrics are exported.
+    pub fn metric_export_interval(mut self, interval: Duration) -> Self {
+        self.metric_interval = Some(interval);
+        self
+    }
+
+    /// Which traces are kept.
+    pub fn sampler(mut self, sampler: SamplerKind) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// The longest time the flush at shutdown may take (default 5 s), so that an
+    /// unreachable collector never holds up the end of the program longer.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Reads configuration from these variables instead of the process
+    /// environment (useful in tests).
+    pub fn env<K: Into<String>, V: Into<String>>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        self.env = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+
+    /// Adds a span processor besides the configured exporter, e.g. a
+    /// `SimpleSpanProcessor` around an in-memory exporter in tests.
+    pub fn with_span_processor<P: SpanProcessor + 'static>(mut self, processor: P) -> Self {
+        self.processors.push(Box::new(move || Box::new(processor)));
+        self
+    }
+
+    /// Adds a metric exporter besides the configured one, read at the export
+    /// interval and on [`Telemetry::force_flush`], e.g. an in-memory exporter in tests.
+    pub fn with_metric_exporter<E: opentelemetry_sdk::metrics::exporter::PushMetricExporter>(
+        mut self,
+        exporter: E,
+    ) -> Self {
+        self.readers.push(Box::new(move |builder, interval| {
+            builder.with_reader(PeriodicReader::builder(exporter).with_interval(interval).build())
+        }));
+        self
+    }
+
+    fn settings(&self) -> Result<Settings, InitError> {
+        let mut settings = match &self.env {
+            Some(map) => Settings::from_env(&|k| map.get(k).cloned())?,
+            None => Settings::from_env(&|k| std::env::var(k).ok())?,
+        };
+        if let Some(url) = &self.endpoint {
+            config::check_endpoint(url).map_err(|expected| InitError::InvalidSetting {
+                setting: "endpoint",
+                value: url.clone(),
+                expected,
+            })?;
+            let protocol = self.protocol.unwrap_or_else(|| {
+                match url.parse::<http::Uri>().ok().and_then(|u| u.port_u16()) {
+                    Some(4318) => Protocol::HttpProtobuf,
+                    _ => Protocol::Grpc,
+                }
+            });
+            for (otlp, path) in [(&mut settings.traces_otlp, "v1/traces"), (&mut settings.metrics_otlp, "v1/metrics")] {
+                otlp.protocol = protocol;
+                otlp.endpoint = Some(match protocol {
+                    Protocol::Grpc => url.clone(),
+                    Protocol::HttpProtobuf => format!("{}/{path}", url.trim_end_matches('/')),
+                });
+            }
+            settings.traces = ExporterKind::Otlp;
+            settings.metrics = ExporterKind::Otlp;
+        } else if let Some(protocol) = self.protocol {
+            settings.traces_otlp.protocol = protocol;
+            settings.metrics_otlp.protocol = protocol;
+        }
+        if let Some(kind) = self.traces {
+            settings.traces = kind;
+        }
+        if let Some(kind) = self.metrics {
+            settings.metrics = kind;
+        }
+        if let Some(interval) = self.metric_interval {
+            settings.metric_interval = interval;
+        }
+        if let Some(sampler) = self.sampler {
+            settings.sampler = sampler;
+        }
+        Ok(settings)
+    }
+
+    /// Builds the pipelines without installing anything globally: add
+    /// [`Telemetry::layer`] to your own subscriber.
+    pub fn build(self) -> Result<Telemetry, InitError> {
+        let settings = self.settings()?;
+        if settings.disabled {
+            return Ok(Telemetry::disabled());
+        }
+        let attrs = config::resource_attributes(&settings, self.default_service_name.as_deref(), &self.resource);
+        let resource = Resource::builder_empty()
+            .with_attributes(TelemetryResourceDetector.detect().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
+            .with_attributes(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)))
+            .build();
+
+        let needs_runtime = (settings.traces == ExporterKind::Otlp && settings.traces_otlp.protocol == Protocol::Grpc)
+            || (settings.metrics == ExporterKind::Otlp && settings.metrics_otlp.protocol == Protocol::Grpc);
+        let export_runtime = if needs_runtime { Some(ExportRuntime::start()?) } else { None };
+
+        let spans_ended = Arc::new(AtomicU64::new(0));
+        let mut tracer_builder = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler(settings.sampler))
+            .with_span_processor(CountEnded(spans_ended.clone()));
+        let mut console = None;
+        match settings.traces {
+            ExporterKind::Otlp => {
+                let exporter = span_exporter(&settings.traces_otlp, export_runtime.as_ref())?;
+                tracer_builder = tracer_builder.with_span_processor(BatchSpanProcessor::builder(exporter).build());
+            }
+            ExporterKind::Console => {
+                let sink = ConsoleSink::default();
+                tracer_builder = tracer_builder.with_span_processor(BatchSpanProcessor::builder(sink.clone()).build());
+                console = Some(sink);
+            }
+            ExporterKind::None => {}
+        }
+        for factory in self.processors {
+            tracer_builder = tracer_builder.with_span_processor(BoxedProcessor(factory()));
+        }
+        let tracer_provider = tracer_builder.build();
+
+        let mut meter_builder = SdkMeterProvider::builder().with_resource(resource);
+        match settings.metrics {
+            ExporterKind::Otlp => {
+                let exporter = metric_exporter(&settings.metrics_otlp, export_runtime.as_ref())?;
+                meter_builder = meter_builder
+                    .with_reader(PeriodicReader::builder(exporter).with_interval(settings.metric_interval).build());
+            }
+            ExporterKind::Console => {
+                let exporter = opentelemetry_stdout::MetricExporter::default();
+                meter_builder = meter_builder
+                    .with_reader(PeriodicReader::builder(exporter).with_interval(settings.metric_interval).build());
+            }
+            ExporterKind::None => {}
+        }
+        for install in self.readers {
+            meter_builder = install(meter_builder, settings.metric_interval);
+        }
+        let meter_provider = meter_builder.build();
+        let scope = InstrumentationScope::builder(SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let instruments = Arc::new(Instruments::new(&opentelemetry::metrics::MeterProvider::meter_with_scope(
+            &meter_provider,
+            scope,
+        )));
+        Ok(Telemetry {
+            pipelines: Some(Pipelines {
+                tracer_provider,
+                meter_provider,
+                instruments,
+                console,
+                _export_runtime: export_runtime,
+            }),
+            spans_ended,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+
+    /// Builds the pipelines and installs them for the whole process: a global
+    /// `tracing` subscriber (with a `RUST_LOG`-filtered log printer when `RUST_LOG`
+    /// is set), the W3C trace-context and baggage propagators, and the global
+    /// meter provider.
+    pub fn init(self) -> Result<Telemetry, InitError> {
+        let telemetry = self.build()?;
+        let Some(pipelines) = &telemetry.pipelines else {
+            return Ok(telemetry);
+        };
+        let logs = match std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()) {
+            Some(directives) => {
+                let filter = tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| InitError::InvalidEnv {
+                    var: "RUST_LOG",
+                    value: directives.clone(),
+                    expected: format!("tracing filter directives such as `info` or `my_crate=debug` ({e})"),
+                })?;
+                Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+            }
+            None => None,
+        };
+        tracing_subscriber::registry()
+            .with(telemetry.layer())
+            .with(logs)
+            .try_init()
+            .map_err(|_| InitError::SubscriberAlreadySet)?;
+        global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]));
+        global::set_meter_provider(pipelines.meter_provider.clone());
+        global::set_tracer_provider(pipelines.tracer_provider.clone());
+        Ok(telemetry)
+    }
+}
+
+fn sampler(kind: SamplerKind) -> Sampler {
+    match kind {
+        SamplerKind::AlwaysOn => Sampler::AlwaysOn,
+        SamplerKind::AlwaysOff => Sampler::AlwaysOff,
+        SamplerKind::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        SamplerKind::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerKind::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerKind::ParentBasedTraceIdRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
+    }
+}
+
+/// A one-thread Tokio runtime owned by the telemetry: the gRPC channel lives on
+/// it, so gRPC export works whatever runtime (or none) the program uses.
+struct ExportRuntime(Option<tokio::runtime::Runtime>);
+
+impl ExportRuntime {
+    fn start() -> Result<Self, InitError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otel-agent-export")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(InitError::ExportThread)
+    }
+
+    fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        self.0.as_ref().map(tokio::runtime::Runtime::enter)
+    }
+}
+
+impl Drop for ExportRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which Tokio forbids inside async code; the
+        // guard is often dropped at the end of an async main.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn headers_map(settings: &OtlpSettings) -> HashMap<String, String> {
+    settings.headers.iter().cloned().collect()
+}
+
+fn span_exporter(
+    settings: &OtlpSettings,
+    runtime: Option<&ExportRuntime>,
+) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+    let err = |source| InitError::Exporter { signal: "traces", source };
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    match settings.protocol {
+        Protocol::Grpc => {
+            let _entered = runtime.and_then(ExportRuntime::enter);
+            let mut b = builder.with_tonic().with_timeout(settings.timeout).with_metadata(metadata(settings));
+            if let Some(endpoint) = &settings.endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            b.build().map_err(err)
+        }
+        Protocol::HttpProtobuf => {
+            let mut b = builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(settings.timeout)
+                .with_headers(headers_map(settings));
+            if let Some(endpoint) = &settings.endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            b.build().map_err(err)
+        }
+    }
+}
+
+fn metric_exporter(
+    settings: &OtlpSettings,
+    runtime: Option<&ExportRuntime>,
+) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+    let err = |source| InitError::Exporter { signal: "metrics", source };
+    let builder = opentelemetry_otlp::MetricExporter::builder();
+    match settings.protocol {
+        Protocol::Grpc => {
+            let _entered = runtime.and_then(ExportRuntime::enter);
+            let mut b = builder.with_tonic().with_timeout(settings.timeout).with_metadata(metadata(settings));
+            if let Some(endpoint) = &settings.endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            b.build().map_err(err)
+        }
+        Protocol::HttpProtobuf => {
+            let mut b = builder
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_timeout(settings.timeout)
+                .with_headers(headers_map(settings));
+            if let Some(endpoint) = &settings.endpoint {
+                b = b.with_endpoint(endpoint.clone());
+            }
+            b.build().map_err(err)
+        }
+    }
+}
+
+fn metadata(settings: &OtlpSettings) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &settings.headers {
+        // Both were validated when the settings were parsed.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers)
+}
+
+/// Counts the spans that reached the end of the pipeline (sampled in and ended).
+#[derive(Debug)]
+struct CountEnded(Arc<AtomicU64>);
+
+impl SpanProcessor for CountEnded {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+    fn on_end(&self, _span: SpanData) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct BoxedProcessor(Box<dyn SpanProcessor>);
+
+impl SpanProcessor for BoxedProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
+        self.0.on_start(span, cx);
+    }
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+struct Pipelines {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    instruments: Arc<Instruments>,
+    console: Option<ConsoleSink>,
+    // Only held, and declared last: dropped after the providers that export through it.
+    _export_runtime: Option<ExportRuntime>,
+}
+
+/// The running telemetry. Keep it alive for the life of the program: dropping it
+/// flushes every buffered span and metric and shuts the exporters down (within the
+/// shutdown timeout), then prints the console report when that is the exporter.
+#[must_use = "dropping the guard shuts telemetry down at once"]
+pub struct Telemetry {
+    pipelines: Option<Pipelines>,
+    spans_ended: Arc<AtomicU64>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("enabled", &self.is_enabled())
+            .field("spans_ended", &self.spans_ended())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    fn disabled() -> Self {
+        Self {
+            pipelines: None,
+            spans_ended: Arc::new(AtomicU64::new(0)),
+            shutdown_timeout: Duration::ZERO,
+        }
+    }
+
+    /// False when `OTEL_SDK_DISABLED=true`: nothing is recorded.
+    pub fn is_enabled(&self) -> bool {
+        self.pipelines.is_some()
+    }
+
+    /// The spans that ended and were sampled in so far.
+    pub fn spans_ended(&self) -> u64 {
+        self.spans_ended.load(Ordering::Relaxed)
+    }
+
+    /// The `tracing` layer that turns spans into OpenTelemetry spans and lets the
+    /// macros record metrics. Add it to a subscriber you build yourself:
+    ///
+    /// ```no_run
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let telemetry = otel_agent_runtime::builder().build()?;
+    /// tracing_subscriber::registry()
+    ///     .with(telemetry.layer())
+    ///     .with(tracing_subscriber::fmt::layer())
+    ///     .init();
+    /// # Ok::<(), otel_agent_runtime::InitError>(())
+    /// ```
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
+    {
+        self.pipelines.as_ref().map(|p| {
+            let tracer = p
+                .tracer_provider
+                .tracer_with_scope(InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build());
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_level(false)
+                .with_target(false)
+                .and_then(InstrumentsLayer {
+                    instruments: p.instruments.clone(),
+                })
+        })
+    }
+
+    /// Exports everything buffered now.
+    pub fn force_flush(&self) -> Result<(), ShutdownError> {
+        let Some(p) = &self.pipelines else { return Ok(()) };
+        let mut failures = Vec::new();
+        if let Err(e) = p.tracer_provider.force_flush() {
+            failures.push(("traces", e.to_string()));
+        }
+        if let Err(e) = p.meter_provider.force_flush() {
+            failures.push(("metrics", e.to_string()));
+        }
+        ShutdownError::new(failures).map_or(Ok(()), Err)
+    }
+
+    /// Flushes and shuts down, reporting what failed. The console report, if
+    /// that is the exporter, is printed to standard error.
+    pub fn shutdown(mut self) -> Result<(), ShutdownError> {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&mut self) -> Result<(), ShutdownError> {
+        let Some(p) = self.pipelines.take() else { return Ok(()) };
+        let mut failures = Vec::new();
+        if let Err(e) = p.tracer_provider.shutdown_with_timeout(self.shutdown_timeout) {
+            failures.push(("traces", e.to_string()));
+        }
+        if let Err(e) = p.meter_provider.shutdown_with_timeout(self.shutdown_timeout) {
+            failures.push(("metrics", e.to_string()));
+        }
+        if let Some(console) = &p.console {
+            eprint!("{}", console.render());
+        }
+        drop(p);
+        ShutdownError::new(failures).map_or(Ok(()), Err)
+    }
+
+    /// The console report so far (trace tree and run summary), when the console is
+    /// the traces exporter. Call [`force_flush`](Self::force_flush) first.
+    pub fn console_report(&self) -> Option<String> {
+        self.pipelines.as_ref()?.console.as_ref().map(ConsoleSink::render)
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown_inner() {
+            eprintln!("otel-agent: {e}");
+        }
+    }
+}
