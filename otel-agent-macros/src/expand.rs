@@ -176,6 +176,7 @@ pub(crate) fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::StepSite = ::otel_agent_runtime::__private::StepSite {
             operation: #operation,
             name: #name_lit,
+            attributes: &[],
         };
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
     };
@@ -223,6 +224,7 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
             provider: #provider,
+            attributes: &[],
         };
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);

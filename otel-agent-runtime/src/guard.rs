@@ -33,6 +33,8 @@ pub struct StepSite {
     pub operation: &'static str,
     /// The agent, tool or workflow name.
     pub name: &'static str,
+    /// Extra low-cardinality metric attributes fixed at the call site.
+    pub attributes: &'static [(&'static str, &'static str)],
 }
 
 /// What an LLM call site is, fixed at compile time.
@@ -42,6 +44,8 @@ pub struct LlmSite {
     pub operation: &'static str,
     /// `gen_ai.provider.name` when the attribute names it.
     pub provider: Option<&'static str>,
+    /// Extra low-cardinality metric attributes fixed at the call site.
+    pub attributes: &'static [(&'static str, &'static str)],
 }
 
 impl LlmSite {
@@ -137,11 +141,12 @@ impl StepGuard {
         }
     }
 
-    fn base_attrs(site: &'static StepSite) -> [KeyValue; 2] {
-        [
-            static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation),
-            static_kv(STEP_NAME_KEY, site.name),
-        ]
+    fn base_attrs(site: &'static StepSite) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(4 + site.attributes.len());
+        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
+        attrs.push(static_kv(STEP_NAME_KEY, site.name));
+        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
+        attrs
     }
 
     /// The step's span, to enter or instrument the body with.
@@ -163,21 +168,14 @@ impl StepGuard {
         }
         let site = self.site;
         with_instruments(&self.span, |i| {
-            let [op, name] = Self::base_attrs(site);
-            i.step_active.add(-1, &[op.clone(), name.clone()]);
-            let outcome = static_kv(OUTCOME_KEY, label);
-            match error_type {
-                None => {
-                    let attrs = [op, name, outcome];
-                    i.step_duration.record(elapsed, &attrs);
-                    i.step_calls.add(1, &attrs);
-                }
-                Some(error_type) => {
-                    let attrs = [op, name, outcome, KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type))];
-                    i.step_duration.record(elapsed, &attrs);
-                    i.step_calls.add(1, &attrs);
-                }
+            let mut attrs = Self::base_attrs(site);
+            i.step_active.add(-1, &attrs);
+            attrs.push(static_kv(OUTCOME_KEY, label));
+            if let Some(error_type) = error_type {
+                attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
             }
+            i.step_duration.record(elapsed, &attrs);
+            i.step_calls.add(1, &attrs);
         });
     }
 }
@@ -288,22 +286,22 @@ impl LlmGuard {
         }
         let (site, provider, model) = (self.site, self.provider, &self.model);
         with_instruments(span, |i| {
-            record_llm_metrics(i, site.operation, provider, model, elapsed, error_type, &report);
+            record_llm_metrics(i, site, provider, model, elapsed, error_type, &report);
         });
     }
 }
 
 fn record_llm_metrics(
     i: &Instruments,
-    operation: &'static str,
+    site: &'static LlmSite,
     provider: &'static str,
     model: &ModelName,
     elapsed: f64,
     error_type: Option<Cow<'static, str>>,
     report: &ResponseReport,
 ) {
-    let mut attrs: Vec<KeyValue> = Vec::with_capacity(6);
-    attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, operation));
+    let mut attrs: Vec<KeyValue> = Vec::with_capacity(7 + site.attributes.len());
+    attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
     attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
     attrs.push(KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, Value::String(model.0.clone())));
     if let Some(response_model) = &report.response_model {
@@ -312,6 +310,7 @@ fn record_llm_metrics(
     if let Some(error_type) = error_type {
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
     }
+    attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
     i.llm_duration.record(elapsed, &attrs);
     let Some(usage) = report.usage else { return };
     // Token counts the provider did not report are left out, never guessed.

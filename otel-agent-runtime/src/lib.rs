@@ -90,11 +90,12 @@ pub mod __private {
         tracing::Instrument::instrument(future, span.clone())
     }
 
-    /// Creates the span of an `#[agent_step]`.
+    /// Creates the span of an `#[agent_step]`. Fields after `;` are passed to
+    /// `tracing::span!` as written (the attribute's `fields(...)`).
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __agent_step_span {
-        (agent, $span_name:literal, $name:expr, $description:expr) => {
+        (agent, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -105,9 +106,10 @@ pub mod __private {
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
+                $($($extra)*)?
             )
         };
-        (tool, $span_name:literal, $name:expr, $description:expr) => {
+        (tool, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -119,9 +121,10 @@ pub mod __private {
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
+                $($($extra)*)?
             )
         };
-        (workflow, $span_name:literal, $name:expr) => {
+        (workflow, $span_name:literal, $name:expr $(; $($extra:tt)*)?) => {
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -131,6 +134,7 @@ pub mod __private {
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
+                $($($extra)*)?
             )
         };
     }
@@ -140,7 +144,7 @@ pub mod __private {
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __llm_call_span {
-        ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr) => {
+        ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr $(; $($extra:tt)*)?) => {
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -160,6 +164,7 @@ pub mod __private {
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
+                $($($extra)*)?
             )
         };
     }
