@@ -78,7 +78,9 @@ const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 fn get(lookup: Lookup<'_>, var: &str) -> Option<String> {
-    lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    lookup(var)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> InitError {
@@ -117,13 +119,21 @@ fn parse_protocol(var: &'static str, value: &str) -> Result<Protocol, InitError>
     }
 }
 
-fn parse_exporter(var: &'static str, value: &str, allowed: &[&str]) -> Result<ExporterKind, InitError> {
+fn parse_exporter(
+    var: &'static str,
+    value: &str,
+    allowed: &[&str],
+) -> Result<ExporterKind, InitError> {
     let expected = || {
         let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
         format!("one of {}", list.join(", "))
     };
     if value.contains(',') {
-        return Err(invalid(var, value, format!("a single exporter: {}", expected())));
+        return Err(invalid(
+            var,
+            value,
+            format!("a single exporter: {}", expected()),
+        ));
     }
     let kind = match value {
         "otlp" => ExporterKind::Otlp,
@@ -159,11 +169,17 @@ fn parse_endpoint(var: &'static str, value: &str) -> Result<String, InitError> {
 
 /// `key=value,key2=value2`, values percent-decoded, as the specification's header
 /// and resource-attribute lists are written.
-fn parse_pairs(var: &'static str, value: &str, what: &str) -> Result<Vec<(String, String)>, InitError> {
+fn parse_pairs(
+    var: &'static str,
+    value: &str,
+    what: &str,
+) -> Result<Vec<(String, String)>, InitError> {
     let expected = || format!("a comma-separated list of {what}, e.g. `key1=value1,key2=value2`");
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (key, val) = item.split_once('=').ok_or_else(|| invalid(var, value, expected()))?;
+        let (key, val) = item
+            .split_once('=')
+            .ok_or_else(|| invalid(var, value, expected()))?;
         let key = key.trim();
         if key.is_empty() {
             return Err(invalid(var, value, expected()));
@@ -194,7 +210,9 @@ fn percent_decode(s: &str) -> Option<String> {
 fn parse_headers(var: &'static str, value: &str) -> Result<Vec<(String, String)>, InitError> {
     let headers = parse_pairs(var, value, "headers")?;
     for (name, val) in &headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() || http::HeaderValue::from_str(val).is_err() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(val).is_err()
+        {
             return Err(invalid(
                 var,
                 value,
@@ -266,7 +284,10 @@ const METRICS: SignalVars = SignalVars {
 /// The port 4318 is the collector's OTLP/HTTP port: an endpoint on it with no
 /// protocol given means HTTP, anything else gRPC (the Rust ecosystem's default).
 fn default_protocol(endpoint: Option<&str>) -> Protocol {
-    match endpoint.and_then(|e| e.parse::<http::Uri>().ok()).and_then(|u| u.port_u16()) {
+    match endpoint
+        .and_then(|e| e.parse::<http::Uri>().ok())
+        .and_then(|u| u.port_u16())
+    {
         Some(4318) => Protocol::HttpProtobuf,
         _ => Protocol::Grpc,
     }
@@ -407,7 +428,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, InitError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_env(&move |k| map.get(k).cloned())
     }
 
@@ -430,26 +454,41 @@ mod tests {
         assert_eq!(s.traces, ExporterKind::Otlp);
         assert_eq!(s.metrics, ExporterKind::Otlp);
         assert_eq!(s.traces_otlp.protocol, Protocol::Grpc);
-        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://127.0.0.1:4317"));
+        assert_eq!(
+            s.traces_otlp.endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
     }
 
     #[test]
     fn http_appends_the_signal_path_to_the_generic_endpoint_only() {
         let s = settings(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://other:9999/custom"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://other:9999/custom",
+            ),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         ])
         .unwrap();
-        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
-        assert_eq!(s.metrics_otlp.endpoint.as_deref(), Some("http://other:9999/custom"));
+        assert_eq!(
+            s.traces_otlp.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(
+            s.metrics_otlp.endpoint.as_deref(),
+            Some("http://other:9999/custom")
+        );
     }
 
     #[test]
     fn port_4318_without_protocol_means_http() {
         let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")]).unwrap();
         assert_eq!(s.traces_otlp.protocol, Protocol::HttpProtobuf);
-        assert_eq!(s.traces_otlp.endpoint.as_deref(), Some("http://localhost:4318/v1/traces"));
+        assert_eq!(
+            s.traces_otlp.endpoint.as_deref(),
+            Some("http://localhost:4318/v1/traces")
+        );
     }
 
     #[test]
@@ -471,33 +510,61 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable_and_the_fix() {
         let e = err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grcp")]);
-        assert!(e.contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"grcp\"") && e.contains("`grpc` or `http/protobuf`"), "{e}");
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"grcp\"")
+                && e.contains("`grpc` or `http/protobuf`"),
+            "{e}"
+        );
         let e = err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")]);
-        assert!(e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("http://"), "{e}");
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("http://"),
+            "{e}"
+        );
         let e = err(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317")]);
         assert!(e.contains("host is missing"), "{e}");
-        let e = err(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://host:/v1/traces")]);
+        let e = err(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://host:/v1/traces",
+        )]);
         assert!(e.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{e}");
         let e = err(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization")]);
-        assert!(e.contains("OTEL_EXPORTER_OTLP_HEADERS") && e.contains("key1=value1"), "{e}");
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_HEADERS") && e.contains("key1=value1"),
+            "{e}"
+        );
         let e = err(&[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=1")]);
         assert!(e.contains("valid HTTP header names"), "{e}");
         let e = err(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")]);
-        assert!(e.contains("OTEL_EXPORTER_OTLP_TIMEOUT") && e.contains("milliseconds"), "{e}");
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_TIMEOUT") && e.contains("milliseconds"),
+            "{e}"
+        );
         let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "fast")]);
         assert!(e.contains("OTEL_METRIC_EXPORT_INTERVAL"), "{e}");
         let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "0")]);
         assert!(e.contains("positive"), "{e}");
         let e = err(&[("OTEL_SDK_DISABLED", "yes")]);
-        assert!(e.contains("OTEL_SDK_DISABLED") && e.contains("`true` or `false`"), "{e}");
+        assert!(
+            e.contains("OTEL_SDK_DISABLED") && e.contains("`true` or `false`"),
+            "{e}"
+        );
         let e = err(&[("OTEL_TRACES_EXPORTER", "jaeger")]);
-        assert!(e.contains("OTEL_TRACES_EXPORTER") && e.contains("`otlp`"), "{e}");
+        assert!(
+            e.contains("OTEL_TRACES_EXPORTER") && e.contains("`otlp`"),
+            "{e}"
+        );
         let e = err(&[("OTEL_METRICS_EXPORTER", "otlp,console")]);
         assert!(e.contains("a single exporter"), "{e}");
         let e = err(&[("OTEL_TRACES_SAMPLER", "ratio")]);
         assert!(e.contains("traceidratio"), "{e}");
-        let e = err(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "2")]);
-        assert!(e.contains("OTEL_TRACES_SAMPLER_ARG") && e.contains("0.0 and 1.0"), "{e}");
+        let e = err(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ]);
+        assert!(
+            e.contains("OTEL_TRACES_SAMPLER_ARG") && e.contains("0.0 and 1.0"),
+            "{e}"
+        );
         let e = err(&[("OTEL_RESOURCE_ATTRIBUTES", "team")]);
         assert!(e.contains("OTEL_RESOURCE_ATTRIBUTES"), "{e}");
         let e = err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
@@ -506,7 +573,11 @@ mod tests {
 
     #[test]
     fn samplers_parse() {
-        let s = settings(&[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "0.25")]).unwrap();
+        let s = settings(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
         assert_eq!(s.sampler, SamplerKind::ParentBasedTraceIdRatio(0.25));
         let s = settings(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap();
         assert_eq!(s.sampler, SamplerKind::AlwaysOff);
@@ -514,13 +585,27 @@ mod tests {
 
     #[test]
     fn service_name_precedence() {
-        let s = settings(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,team=ml%2Fops")]).unwrap();
+        let s = settings(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-attrs,team=ml%2Fops",
+        )])
+        .unwrap();
         let attrs = resource_attributes(&s, Some("from-code"), &[]);
         assert_eq!(attrs["service.name"], "from-attrs");
         assert_eq!(attrs["team"], "ml/ops");
-        let s = settings(&[("OTEL_SERVICE_NAME", "from-env"), ("OTEL_RESOURCE_ATTRIBUTES", "service.name=x")]).unwrap();
-        assert_eq!(resource_attributes(&s, Some("from-code"), &[])["service.name"], "from-env");
+        let s = settings(&[
+            ("OTEL_SERVICE_NAME", "from-env"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            resource_attributes(&s, Some("from-code"), &[])["service.name"],
+            "from-env"
+        );
         let s = settings(&[]).unwrap();
-        assert_eq!(resource_attributes(&s, Some("from-code"), &[])["service.name"], "from-code");
+        assert_eq!(
+            resource_attributes(&s, Some("from-code"), &[])["service.name"],
+            "from-code"
+        );
     }
 }
