@@ -51,7 +51,11 @@ impl fmt::Display for ModelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelError::RateLimited { retry_after } => {
-                write!(f, "429 rate limited, retry after {} ms", retry_after.as_millis())
+                write!(
+                    f,
+                    "429 rate limited, retry after {} ms",
+                    retry_after.as_millis()
+                )
             }
         }
     }
@@ -98,14 +102,20 @@ impl StandInModel {
             text: format!("a {completion_tokens}-token answer"),
             prompt_tokens,
             completion_tokens,
-            finish_reason: if completion_tokens > 380 { "length" } else { "stop" },
+            finish_reason: if completion_tokens > 380 {
+                "length"
+            } else {
+                "stop"
+            },
         })
     }
 
     /// Stands for a client method that calls the model named by a field.
     #[llm_call(model = self.model, provider = "anthropic")]
     async fn chat(&self, prompt: &str) -> Result<ChatResponse, ModelError> {
-        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let call = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.answer(prompt, call).await
     }
 }
@@ -120,7 +130,9 @@ fn mix(mut x: u64) -> u64 {
 
 #[llm_call(model = "gpt-4o", provider = "openai")]
 async fn summarize(model: &StandInModel, findings: &str) -> Result<ChatResponse, ModelError> {
-    let call = model.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let call = model
+        .calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     model.answer(findings, call).await
 }
 
@@ -150,12 +162,18 @@ async fn research(model: &StandInModel, topic: &str) -> Result<String, ModelErro
 
 #[agent_step(agent = "writer", description = "Turns notes into an article")]
 async fn write(model: &StandInModel, notes: &str) -> Result<String, ModelError> {
-    let draft = model.chat(&format!("Write an article from these notes: {notes}")).await?;
+    let draft = model
+        .chat(&format!("Write an article from these notes: {notes}"))
+        .await?;
     Ok(draft.text)
 }
 
 #[agent_step(kind = workflow, name = "crew")]
-async fn run_crew(gpt: &StandInModel, claude: &StandInModel, topic: &str) -> Result<String, ModelError> {
+async fn run_crew(
+    gpt: &StandInModel,
+    claude: &StandInModel,
+    topic: &str,
+) -> Result<String, ModelError> {
     let notes = research(gpt, topic).await?;
     write(claude, &notes).await
 }
@@ -163,21 +181,28 @@ async fn run_crew(gpt: &StandInModel, claude: &StandInModel, topic: &str) -> Res
 fn iterations() -> Result<u32, String> {
     match std::env::var("DEMO_RUN_ITERATIONS") {
         Err(_) => Ok(3),
-        Ok(v) => v
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| format!("DEMO_RUN_ITERATIONS={v:?} is not valid: expected a whole number, e.g. 3")),
+        Ok(v) => v.trim().parse::<u32>().map_err(|_| {
+            format!("DEMO_RUN_ITERATIONS={v:?} is not valid: expected a whole number, e.g. 3")
+        }),
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations = iterations()?;
-    let telemetry = otel_agent_runtime::builder().default_service_name("crew-demo").init()?;
+    let telemetry = otel_agent_runtime::builder()
+        .default_service_name("crew-demo")
+        .init()?;
 
     let gpt = StandInModel::new("gpt-4o");
     let claude = StandInModel::new("claude-sonnet-4-5");
-    let topics = ["rust agents", "observability", "token budgets", "vector search", "tool use"];
+    let topics = [
+        "rust agents",
+        "observability",
+        "token budgets",
+        "vector search",
+        "tool use",
+    ];
     for i in 0..iterations {
         let topic = topics[i as usize % topics.len()];
         match run_crew(&gpt, &claude, topic).await {

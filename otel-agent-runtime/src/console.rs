@@ -9,11 +9,11 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::semconv;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::Value;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use crate::semconv;
 
 /// Spans kept for the printed tree; later spans only count in the summary.
 pub const MAX_TREE_SPANS: usize = 2_000;
@@ -50,7 +50,10 @@ pub(crate) struct ConsoleSink {
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
-    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| &kv.value)
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
 }
 
 fn attr_str(span: &SpanData, key: &str) -> Option<String> {
@@ -80,7 +83,9 @@ impl ConsoleSink {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves plain data behind;
         // the console keeps printing what it has.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn ingest(&self, batch: Vec<SpanData>) {
@@ -92,13 +97,16 @@ impl ConsoleSink {
             let secs = duration_of(&span);
             match (span.span_kind.clone(), operation.as_deref()) {
                 (SpanKind::Client, Some(_)) => {
-                    let provider = attr_str(&span, semconv::GEN_AI_PROVIDER_NAME).unwrap_or_default();
+                    let provider =
+                        attr_str(&span, semconv::GEN_AI_PROVIDER_NAME).unwrap_or_default();
                     let model = attr_str(&span, semconv::GEN_AI_REQUEST_MODEL).unwrap_or_default();
                     let stats = state.models.entry((provider, model)).or_default();
                     stats.calls += 1;
                     stats.failures += u64::from(failed);
-                    stats.input_tokens += attr_u64(&span, semconv::GEN_AI_USAGE_INPUT_TOKENS).unwrap_or(0);
-                    stats.output_tokens += attr_u64(&span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0);
+                    stats.input_tokens +=
+                        attr_u64(&span, semconv::GEN_AI_USAGE_INPUT_TOKENS).unwrap_or(0);
+                    stats.output_tokens +=
+                        attr_u64(&span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0);
                     stats.durations.push(secs);
                 }
                 (_, Some("invoke_agent" | "execute_tool" | "invoke_workflow")) => {
@@ -125,7 +133,10 @@ impl ConsoleSink {
 }
 
 impl SpanExporter for ConsoleSink {
-    fn export(&self, batch: Vec<SpanData>) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         self.ingest(batch);
         std::future::ready(Ok(()))
     }
@@ -188,7 +199,10 @@ fn render_tree(state: &State, out: &mut String) {
     by_trace.sort_by_key(|(_, spans)| spans.iter().map(|s| s.start_time).min());
     let shown = by_trace.len().min(MAX_TREE_TRACES);
     for (trace_id, spans) in by_trace.iter().take(shown) {
-        let ids: HashMap<SpanId, &SpanData> = spans.iter().map(|s| (s.span_context.span_id(), *s)).collect();
+        let ids: HashMap<SpanId, &SpanData> = spans
+            .iter()
+            .map(|s| (s.span_context.span_id(), *s))
+            .collect();
         let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::new();
         let mut roots: Vec<&SpanData> = Vec::new();
         for span in spans {
@@ -210,7 +224,11 @@ fn render_tree(state: &State, out: &mut String) {
         out.push('\n');
     }
     if by_trace.len() > shown {
-        let _ = writeln!(out, "... {} more traces not shown\n", by_trace.len() - shown);
+        let _ = writeln!(
+            out,
+            "... {} more traces not shown\n",
+            by_trace.len() - shown
+        );
     }
     if state.total_spans > state.tree.len() as u64 {
         let _ = writeln!(
@@ -231,7 +249,12 @@ fn render_span(
 ) {
     let branch = if last { "└─ " } else { "├─ " };
     let detail = details(span);
-    let _ = write!(out, "{prefix}{branch}{}  {}", span.name, format_secs(duration_of(span)));
+    let _ = write!(
+        out,
+        "{prefix}{branch}{}  {}",
+        span.name,
+        format_secs(duration_of(span))
+    );
     if !detail.is_empty() {
         let _ = write!(out, "  [{detail}]");
     }
@@ -259,8 +282,18 @@ pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
 fn render_summary(state: &State, out: &mut String) {
     let _ = writeln!(out, "run summary: {} spans", state.total_spans);
     if !state.steps.is_empty() {
-        let width = state.steps.keys().map(String::len).max().unwrap_or(0).max(4);
-        let _ = writeln!(out, "  {:<width$}  {:>6}  {:>9}  {:>9}  {:>8}", "step", "count", "p50", "p90", "failures");
+        let width = state
+            .steps
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>6}  {:>9}  {:>9}  {:>8}",
+            "step", "count", "p50", "p90", "failures"
+        );
         for (name, stats) in &state.steps {
             let _ = writeln!(
                 out,
@@ -275,7 +308,13 @@ fn render_summary(state: &State, out: &mut String) {
     }
     if !state.models.is_empty() {
         let label = |(provider, model): &(String, String)| format!("{provider} {model}");
-        let width = state.models.keys().map(|k| label(k).len()).max().unwrap_or(0).max(5);
+        let width = state
+            .models
+            .keys()
+            .map(|k| label(k).len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
         let _ = writeln!(
             out,
             "  {:<width$}  {:>6}  {:>9}  {:>10}  {:>11}  {:>8}",

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::{Key, KeyValue, StringValue, Value};
 use crate::semconv;
+use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -52,7 +52,8 @@ impl LlmSite {
     /// The provider: the one the attribute names, else the one the model's name
     /// belongs to (`gpt-4o` is OpenAI's), else `unknown`.
     pub fn provider_for(&self, model: &ModelName) -> &'static str {
-        self.provider.unwrap_or_else(|| infer_provider(model.as_str()))
+        self.provider
+            .unwrap_or_else(|| infer_provider(model.as_str()))
     }
 }
 
@@ -60,7 +61,18 @@ impl LlmSite {
 pub fn infer_provider(model: &str) -> &'static str {
     let m = model.to_ascii_lowercase();
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
-    if starts(&["gpt-", "o1", "o3", "o4", "chatgpt", "text-embedding-", "dall-e", "whisper", "davinci", "babbage"]) {
+    if starts(&[
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt",
+        "text-embedding-",
+        "dall-e",
+        "whisper",
+        "davinci",
+        "babbage",
+    ]) {
         "openai"
     } else if starts(&["claude"]) {
         "anthropic"
@@ -91,10 +103,15 @@ impl End {
     fn describe(self) -> (&'static str, Option<Cow<'static, str>>, Option<String>) {
         match self {
             End::Returned(Outcome::Success) => ("success", None, None),
-            End::Returned(Outcome::Failure { error_type, message }) => ("failure", Some(error_type), message),
-            End::Dropped if std::thread::panicking() => {
-                ("failure", Some(Cow::Borrowed(PANIC)), Some("the call panicked".to_owned()))
-            }
+            End::Returned(Outcome::Failure {
+                error_type,
+                message,
+            }) => ("failure", Some(error_type), message),
+            End::Dropped if std::thread::panicking() => (
+                "failure",
+                Some(Cow::Borrowed(PANIC)),
+                Some("the call panicked".to_owned()),
+            ),
             End::Dropped => (
                 CANCELLED,
                 Some(Cow::Borrowed(CANCELLED)),
@@ -226,7 +243,12 @@ pub struct LlmGuard {
 
 impl LlmGuard {
     /// Starts the call's clock.
-    pub fn start(site: &'static LlmSite, model: ModelName, provider: &'static str, span: Span) -> Self {
+    pub fn start(
+        site: &'static LlmSite,
+        model: ModelName,
+        provider: &'static str,
+        span: Span,
+    ) -> Self {
         Self {
             site,
             provider,
@@ -263,7 +285,12 @@ impl LlmGuard {
             span.record(semconv::GEN_AI_RESPONSE_ID, id.as_str());
         }
         if !report.finish_reasons.is_empty() {
-            let reasons: Vec<StringValue> = report.finish_reasons.iter().cloned().map(StringValue::from).collect();
+            let reasons: Vec<StringValue> = report
+                .finish_reasons
+                .iter()
+                .cloned()
+                .map(StringValue::from)
+                .collect();
             span.set_attribute(
                 semconv::GEN_AI_RESPONSE_FINISH_REASONS,
                 Value::Array(opentelemetry::Array::String(reasons)),
@@ -273,9 +300,18 @@ impl LlmGuard {
         let counts = [
             (semconv::GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens),
             (semconv::GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens),
-            (semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_input_tokens),
-            (semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_input_tokens),
-            (semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_output_tokens),
+            (
+                semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                usage.cache_read_input_tokens,
+            ),
+            (
+                semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                usage.cache_creation_input_tokens,
+            ),
+            (
+                semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+                usage.reasoning_output_tokens,
+            ),
         ];
         for (key, count) in counts {
             if let Some(count) = count {
@@ -303,9 +339,15 @@ fn record_llm_metrics(
     let mut attrs: Vec<KeyValue> = Vec::with_capacity(7 + site.attributes.len());
     attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
     attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
-    attrs.push(KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, Value::String(model.0.clone())));
+    attrs.push(KeyValue::new(
+        semconv::GEN_AI_REQUEST_MODEL,
+        Value::String(model.0.clone()),
+    ));
     if let Some(response_model) = &report.response_model {
-        attrs.push(KeyValue::new(semconv::GEN_AI_RESPONSE_MODEL, response_model.clone()));
+        attrs.push(KeyValue::new(
+            semconv::GEN_AI_RESPONSE_MODEL,
+            response_model.clone(),
+        ));
     }
     if let Some(error_type) = error_type {
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
@@ -314,7 +356,10 @@ fn record_llm_metrics(
     i.llm_duration.record(elapsed, &attrs);
     let Some(usage) = report.usage else { return };
     // Token counts the provider did not report are left out, never guessed.
-    for (kind, count) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+    for (kind, count) in [
+        ("input", usage.input_tokens),
+        ("output", usage.output_tokens),
+    ] {
         if let Some(count) = count {
             attrs.push(static_kv(semconv::GEN_AI_TOKEN_TYPE, kind));
             i.token_usage.record(count, &attrs);

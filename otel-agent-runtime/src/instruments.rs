@@ -1,8 +1,8 @@
 //! The metric instruments, created once per telemetry pipeline with the semantic
 //! conventions' names, units and bucket boundaries.
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 use crate::semconv;
+use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
 
 /// Our own step metrics. The names live under `otel_agent.` because the GenAI
 /// conventions define client metrics only; `docs` and `deploy/` use exactly these.

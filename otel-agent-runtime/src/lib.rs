@@ -56,7 +56,9 @@ mod telemetry;
 
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
-pub use instruments::{DURATION_BUCKETS, STEP_ACTIVE, STEP_BUCKETS, STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS};
+pub use instruments::{
+    DURATION_BUCKETS, STEP_ACTIVE, STEP_BUCKETS, STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,
+};
 pub use otel_agent_macros::{agent_step, llm_call};
 pub use response::{ErrorType, LlmResponse, Usage};
 pub use telemetry::{Telemetry, TelemetryBuilder};
@@ -79,14 +81,17 @@ pub fn builder() -> TelemetryBuilder {
 pub mod __private {
     pub use crate::guard::{LlmGuard, LlmSite, ModelName, StepGuard, StepSite};
     pub use crate::probe::{
-        OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque, Probe,
-        ReadNoResponse, ReadResponse,
+        OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
+        Probe, ReadNoResponse, ReadResponse,
     };
     pub use crate::semconv;
     pub use tracing;
 
     /// Instruments a future with a span, for generated `async` code.
-    pub fn instrument<F: core::future::Future>(future: F, span: &tracing::Span) -> tracing::instrument::Instrumented<F> {
+    pub fn instrument<F: core::future::Future>(
+        future: F,
+        span: &tracing::Span,
+    ) -> tracing::instrument::Instrumented<F> {
         tracing::Instrument::instrument(future, span.clone())
     }
 
@@ -95,7 +100,11 @@ pub mod __private {
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __agent_step_span {
-        (agent, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {
+        (agent, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {{
+            // tracing's `{ key } = value` fields name a bare `Some`: bring it
+            // into scope so the span compiles inside `#![no_implicit_prelude]`.
+            #[allow(unused_imports)]
+            use ::core::option::Option::Some;
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -108,8 +117,12 @@ pub mod __private {
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
-        };
-        (tool, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {
+        }};
+        (tool, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {{
+            // tracing's `{ key } = value` fields name a bare `Some`: bring it
+            // into scope so the span compiles inside `#![no_implicit_prelude]`.
+            #[allow(unused_imports)]
+            use ::core::option::Option::Some;
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -123,8 +136,12 @@ pub mod __private {
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
-        };
-        (workflow, $span_name:literal, $name:expr $(; $($extra:tt)*)?) => {
+        }};
+        (workflow, $span_name:literal, $name:expr $(; $($extra:tt)*)?) => {{
+            // tracing's `{ key } = value` fields name a bare `Some`: bring it
+            // into scope so the span compiles inside `#![no_implicit_prelude]`.
+            #[allow(unused_imports)]
+            use ::core::option::Option::Some;
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -136,7 +153,7 @@ pub mod __private {
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
-        };
+        }};
     }
 
     /// Creates the span of an `#[llm_call]`. `$otel_name` is `Some` when the model
@@ -144,7 +161,11 @@ pub mod __private {
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __llm_call_span {
-        ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr $(; $($extra:tt)*)?) => {
+        ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr $(; $($extra:tt)*)?) => {{
+            // tracing's `{ key } = value` fields name a bare `Some`: bring it
+            // into scope so the span compiles inside `#![no_implicit_prelude]`.
+            #[allow(unused_imports)]
+            use ::core::option::Option::Some;
             $crate::__private::tracing::span!(
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
@@ -166,6 +187,6 @@ pub mod __private {
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
-        };
+        }};
     }
 }

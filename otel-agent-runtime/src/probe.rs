@@ -135,7 +135,11 @@ impl<T: LlmResponse + ?Sized> ReadResponse for &Probe<'_, T> {
             usage: value.usage(),
             response_model: value.response_model().map(str::to_owned),
             response_id: value.response_id().map(str::to_owned),
-            finish_reasons: value.finish_reasons().into_iter().map(str::to_owned).collect(),
+            finish_reasons: value
+                .finish_reasons()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }
@@ -182,13 +186,19 @@ mod tests {
         let r: Result<(), Classified> = Err(Classified);
         assert_eq!(
             (&&&&&Probe(&r)).__otel_outcome(),
-            Outcome::Failure { error_type: "rate_limited".into(), message: Some("slow down".into()) }
+            Outcome::Failure {
+                error_type: "rate_limited".into(),
+                message: Some("slow down".into())
+            }
         );
         let r: Result<(), std::fmt::Error> = Err(std::fmt::Error);
         assert!(matches!((&&&&&Probe(&r)).__otel_outcome(),
             Outcome::Failure { error_type, message: Some(_) } if error_type == "core::fmt::Error"));
         let r: Result<(), Opaque> = Err(Opaque);
-        assert!(matches!((&&&&&Probe(&r)).__otel_outcome(), Outcome::Failure { message: None, .. }));
+        assert!(matches!(
+            (&&&&&Probe(&r)).__otel_outcome(),
+            Outcome::Failure { message: None, .. }
+        ));
         let r: Result<u8, Opaque> = Ok(1);
         assert_eq!((&&&&&Probe(&r)).__otel_outcome(), Outcome::Success);
         assert_eq!((&&&&&Probe(&5_u8)).__otel_outcome(), Outcome::Success);
@@ -197,7 +207,10 @@ mod tests {
     #[test]
     fn responses_are_read_when_the_type_says_how() {
         let r: Result<Reply, Opaque> = Ok(Reply);
-        assert_eq!((&&Probe(&r)).__otel_response().usage, Some(Usage::new(3, 4)));
+        assert_eq!(
+            (&&Probe(&r)).__otel_response().usage,
+            Some(Usage::new(3, 4))
+        );
         let r: Result<String, Opaque> = Ok(String::new());
         assert_eq!((&&Probe(&r)).__otel_response().usage, None);
     }

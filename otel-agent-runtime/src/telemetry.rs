@@ -12,7 +12,9 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor,
+};
 use opentelemetry_sdk::Resource;
 use tracing_core::Subscriber;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -30,7 +32,10 @@ const SCOPE: &str = "otel-agent";
 
 type ProcessorFactory = Box<dyn FnOnce() -> Box<dyn SpanProcessor>>;
 type ReaderInstaller = Box<
-    dyn FnOnce(opentelemetry_sdk::metrics::MeterProviderBuilder, Duration) -> opentelemetry_sdk::metrics::MeterProviderBuilder,
+    dyn FnOnce(
+        opentelemetry_sdk::metrics::MeterProviderBuilder,
+        Duration,
+    ) -> opentelemetry_sdk::metrics::MeterProviderBuilder,
 >;
 
 /// Configures telemetry in code. Start from [`builder()`](crate::builder).
@@ -145,8 +150,15 @@ impl TelemetryBuilder {
 
     /// Reads configuration from these variables instead of the process
     /// environment (useful in tests).
-    pub fn env<K: Into<String>, V: Into<String>>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        self.env = Some(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+    pub fn env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env = Some(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        );
         self
     }
 
@@ -164,7 +176,11 @@ impl TelemetryBuilder {
         exporter: E,
     ) -> Self {
         self.readers.push(Box::new(move |builder, interval| {
-            builder.with_reader(PeriodicReader::builder(exporter).with_interval(interval).build())
+            builder.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(interval)
+                    .build(),
+            )
         }));
         self
     }
@@ -186,7 +202,10 @@ impl TelemetryBuilder {
                     _ => Protocol::Grpc,
                 }
             });
-            for (otlp, path) in [(&mut settings.traces_otlp, "v1/traces"), (&mut settings.metrics_otlp, "v1/metrics")] {
+            for (otlp, path) in [
+                (&mut settings.traces_otlp, "v1/traces"),
+                (&mut settings.metrics_otlp, "v1/metrics"),
+            ] {
                 otlp.protocol = protocol;
                 otlp.endpoint = Some(match protocol {
                     Protocol::Grpc => url.clone(),
@@ -221,15 +240,30 @@ impl TelemetryBuilder {
         if settings.disabled {
             return Ok(Telemetry::disabled());
         }
-        let attrs = config::resource_attributes(&settings, self.default_service_name.as_deref(), &self.resource);
+        let attrs = config::resource_attributes(
+            &settings,
+            self.default_service_name.as_deref(),
+            &self.resource,
+        );
         let resource = Resource::builder_empty()
-            .with_attributes(TelemetryResourceDetector.detect().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
+            .with_attributes(
+                TelemetryResourceDetector
+                    .detect()
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
             .with_attributes(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)))
             .build();
 
-        let needs_runtime = (settings.traces == ExporterKind::Otlp && settings.traces_otlp.protocol == Protocol::Grpc)
-            || (settings.metrics == ExporterKind::Otlp && settings.metrics_otlp.protocol == Protocol::Grpc);
-        let export_runtime = if needs_runtime { Some(ExportRuntime::start()?) } else { None };
+        let needs_runtime = (settings.traces == ExporterKind::Otlp
+            && settings.traces_otlp.protocol == Protocol::Grpc)
+            || (settings.metrics == ExporterKind::Otlp
+                && settings.metrics_otlp.protocol == Protocol::Grpc);
+        let export_runtime = if needs_runtime {
+            Some(ExportRuntime::start()?)
+        } else {
+            None
+        };
 
         let spans_ended = Arc::new(AtomicU64::new(0));
         let mut tracer_builder = SdkTracerProvider::builder()
@@ -240,11 +274,13 @@ impl TelemetryBuilder {
         match settings.traces {
             ExporterKind::Otlp => {
                 let exporter = span_exporter(&settings.traces_otlp, export_runtime.as_ref())?;
-                tracer_builder = tracer_builder.with_span_processor(BatchSpanProcessor::builder(exporter).build());
+                tracer_builder = tracer_builder
+                    .with_span_processor(BatchSpanProcessor::builder(exporter).build());
             }
             ExporterKind::Console => {
                 let sink = ConsoleSink::default();
-                tracer_builder = tracer_builder.with_span_processor(BatchSpanProcessor::builder(sink.clone()).build());
+                tracer_builder = tracer_builder
+                    .with_span_processor(BatchSpanProcessor::builder(sink.clone()).build());
                 console = Some(sink);
             }
             ExporterKind::None => {}
@@ -258,13 +294,19 @@ impl TelemetryBuilder {
         match settings.metrics {
             ExporterKind::Otlp => {
                 let exporter = metric_exporter(&settings.metrics_otlp, export_runtime.as_ref())?;
-                meter_builder = meter_builder
-                    .with_reader(PeriodicReader::builder(exporter).with_interval(settings.metric_interval).build());
+                meter_builder = meter_builder.with_reader(
+                    PeriodicReader::builder(exporter)
+                        .with_interval(settings.metric_interval)
+                        .build(),
+                );
             }
             ExporterKind::Console => {
                 let exporter = opentelemetry_stdout::MetricExporter::default();
-                meter_builder = meter_builder
-                    .with_reader(PeriodicReader::builder(exporter).with_interval(settings.metric_interval).build());
+                meter_builder = meter_builder.with_reader(
+                    PeriodicReader::builder(exporter)
+                        .with_interval(settings.metric_interval)
+                        .build(),
+                );
             }
             ExporterKind::None => {}
         }
@@ -275,10 +317,9 @@ impl TelemetryBuilder {
         let scope = InstrumentationScope::builder(SCOPE)
             .with_version(env!("CARGO_PKG_VERSION"))
             .build();
-        let instruments = Arc::new(Instruments::new(&opentelemetry::metrics::MeterProvider::meter_with_scope(
-            &meter_provider,
-            scope,
-        )));
+        let instruments = Arc::new(Instruments::new(
+            &opentelemetry::metrics::MeterProvider::meter_with_scope(&meter_provider, scope),
+        ));
         Ok(Telemetry {
             pipelines: Some(Pipelines {
                 tracer_provider,
@@ -301,14 +342,25 @@ impl TelemetryBuilder {
         let Some(pipelines) = &telemetry.pipelines else {
             return Ok(telemetry);
         };
-        let logs = match std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty()) {
+        let logs = match std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
             Some(directives) => {
-                let filter = tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| InitError::InvalidEnv {
-                    var: "RUST_LOG",
-                    value: directives.clone(),
-                    expected: format!("tracing filter directives such as `info` or `my_crate=debug` ({e})"),
+                let filter = tracing_subscriber::EnvFilter::try_new(&directives).map_err(|e| {
+                    InitError::InvalidEnv {
+                        var: "RUST_LOG",
+                        value: directives.clone(),
+                        expected: format!(
+                            "tracing filter directives such as `info` or `my_crate=debug` ({e})"
+                        ),
+                    }
                 })?;
-                Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter))
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_filter(filter),
+                )
             }
             None => None,
         };
@@ -317,10 +369,12 @@ impl TelemetryBuilder {
             .with(logs)
             .try_init()
             .map_err(|_| InitError::SubscriberAlreadySet)?;
-        global::set_text_map_propagator(opentelemetry::propagation::TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
-        ]));
+        global::set_text_map_propagator(
+            opentelemetry::propagation::TextMapCompositePropagator::new(vec![
+                Box::new(TraceContextPropagator::new()),
+                Box::new(BaggagePropagator::new()),
+            ]),
+        );
         global::set_meter_provider(pipelines.meter_provider.clone());
         global::set_tracer_provider(pipelines.tracer_provider.clone());
         Ok(telemetry)
@@ -334,7 +388,9 @@ fn sampler(kind: SamplerKind) -> Sampler {
         SamplerKind::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
         SamplerKind::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
         SamplerKind::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        SamplerKind::ParentBasedTraceIdRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
+        SamplerKind::ParentBasedTraceIdRatio(r) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+        }
     }
 }
 
@@ -377,12 +433,18 @@ fn span_exporter(
     runtime: Option<&ExportRuntime>,
 ) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
     use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
-    let err = |source| InitError::Exporter { signal: "traces", source };
+    let err = |source| InitError::Exporter {
+        signal: "traces",
+        source,
+    };
     let builder = opentelemetry_otlp::SpanExporter::builder();
     match settings.protocol {
         Protocol::Grpc => {
             let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = builder.with_tonic().with_timeout(settings.timeout).with_metadata(metadata(settings));
+            let mut b = builder
+                .with_tonic()
+                .with_timeout(settings.timeout)
+                .with_metadata(metadata(settings));
             if let Some(endpoint) = &settings.endpoint {
                 b = b.with_endpoint(endpoint.clone());
             }
@@ -407,12 +469,18 @@ fn metric_exporter(
     runtime: Option<&ExportRuntime>,
 ) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
     use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
-    let err = |source| InitError::Exporter { signal: "metrics", source };
+    let err = |source| InitError::Exporter {
+        signal: "metrics",
+        source,
+    };
     let builder = opentelemetry_otlp::MetricExporter::builder();
     match settings.protocol {
         Protocol::Grpc => {
             let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = builder.with_tonic().with_timeout(settings.timeout).with_metadata(metadata(settings));
+            let mut b = builder
+                .with_tonic()
+                .with_timeout(settings.timeout)
+                .with_metadata(metadata(settings));
             if let Some(endpoint) = &settings.endpoint {
                 b = b.with_endpoint(endpoint.clone());
             }
@@ -549,9 +617,11 @@ impl Telemetry {
         S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
         self.pipelines.as_ref().map(|p| {
-            let tracer = p
-                .tracer_provider
-                .tracer_with_scope(InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build());
+            let tracer = p.tracer_provider.tracer_with_scope(
+                InstrumentationScope::builder(SCOPE)
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .build(),
+            );
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 .with_level(false)
@@ -564,7 +634,9 @@ impl Telemetry {
 
     /// Exports everything buffered now.
     pub fn force_flush(&self) -> Result<(), ShutdownError> {
-        let Some(p) = &self.pipelines else { return Ok(()) };
+        let Some(p) = &self.pipelines else {
+            return Ok(());
+        };
         let mut failures = Vec::new();
         if let Err(e) = p.tracer_provider.force_flush() {
             failures.push(("traces", e.to_string()));
@@ -582,12 +654,20 @@ impl Telemetry {
     }
 
     fn shutdown_inner(&mut self) -> Result<(), ShutdownError> {
-        let Some(p) = self.pipelines.take() else { return Ok(()) };
+        let Some(p) = self.pipelines.take() else {
+            return Ok(());
+        };
         let mut failures = Vec::new();
-        if let Err(e) = p.tracer_provider.shutdown_with_timeout(self.shutdown_timeout) {
+        if let Err(e) = p
+            .tracer_provider
+            .shutdown_with_timeout(self.shutdown_timeout)
+        {
             failures.push(("traces", e.to_string()));
         }
-        if let Err(e) = p.meter_provider.shutdown_with_timeout(self.shutdown_timeout) {
+        if let Err(e) = p
+            .meter_provider
+            .shutdown_with_timeout(self.shutdown_timeout)
+        {
             failures.push(("metrics", e.to_string()));
         }
         if let Some(console) = &p.console {
@@ -600,7 +680,11 @@ impl Telemetry {
     /// The console report so far (trace tree and run summary), when the console is
     /// the traces exporter. Call [`force_flush`](Self::force_flush) first.
     pub fn console_report(&self) -> Option<String> {
-        self.pipelines.as_ref()?.console.as_ref().map(ConsoleSink::render)
+        self.pipelines
+            .as_ref()?
+            .console
+            .as_ref()
+            .map(ConsoleSink::render)
     }
 }
 
