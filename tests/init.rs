@@ -1,0 +1,149 @@
+//! Setting up from the environment and from code: errors that name the fix,
+//! disabled mode, sampling, and collectors that are not there.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+use otel_agent_runtime::{agent_step, ExporterKind, InitError};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+fn build_error(vars: &[(&str, &str)]) -> String {
+    otel_agent_runtime::builder()
+        .env(vars.iter().copied())
+        .build()
+        .expect_err("expected an error")
+        .to_string()
+}
+
+#[test]
+fn invalid_environment_values_are_errors_naming_the_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grcp")], "OTEL_EXPORTER_OTLP_PROTOCOL=\"grcp\" is not valid: expected `grpc` or `http/protobuf`"),
+        (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT=\"collector:4317\" is not valid: expected a URL such as `http://localhost:4317` (with the http:// or https:// scheme)"),
+        (&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "api-key")], "OTEL_EXPORTER_OTLP_METRICS_HEADERS=\"api-key\" is not valid"),
+        (&[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "5s")], "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=\"5s\" is not valid: expected a whole number of milliseconds"),
+        (&[("OTEL_METRIC_EXPORT_INTERVAL", "-1")], "OTEL_METRIC_EXPORT_INTERVAL=\"-1\" is not valid"),
+        (&[("OTEL_METRICS_EXPORTER", "prometheus2")], "OTEL_METRICS_EXPORTER=\"prometheus2\" is not valid"),
+        (&[("OTEL_SDK_DISABLED", "1")], "OTEL_SDK_DISABLED=\"1\" is not valid: expected `true` or `false`"),
+    ];
+    for (vars, expected) in cases {
+        let message = build_error(vars);
+        assert!(
+            message.starts_with(expected),
+            "for {vars:?}:\n  got {message}\n  want {expected}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_endpoint_in_code_names_the_builder_setting() {
+    let err = otel_agent_runtime::builder()
+        .env(Vec::<(String, String)>::new())
+        .endpoint("localhost:4317")
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InitError::InvalidSetting {
+                setting: "endpoint",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[agent_step(agent = "a")]
+fn step() -> u8 {
+    1
+}
+
+#[test]
+fn disabled_telemetry_records_nothing_and_the_layer_is_inert() {
+    let telemetry = otel_agent_runtime::builder()
+        .env([("OTEL_SDK_DISABLED", "true")])
+        .build()
+        .unwrap();
+    assert!(!telemetry.is_enabled());
+    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    assert_eq!(tracing::subscriber::with_default(subscriber, step), 1);
+    assert_eq!(telemetry.spans_ended(), 0);
+    telemetry.shutdown().unwrap();
+}
+
+#[test]
+fn sampled_out_traces_keep_their_metrics() {
+    let spans = InMemorySpanExporter::default();
+    let metrics = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
+    let telemetry = otel_agent_runtime::builder()
+        .env([("OTEL_TRACES_SAMPLER", "always_off")])
+        .traces_exporter(ExporterKind::None)
+        .metrics_exporter(ExporterKind::None)
+        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
+        .with_metric_exporter(metrics.clone())
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..5 {
+            step();
+        }
+    });
+    telemetry.force_flush().unwrap();
+    assert!(
+        spans.get_finished_spans().unwrap().is_empty(),
+        "always_off keeps no span"
+    );
+    let exported = common::Metrics(metrics.get_finished_metrics().unwrap());
+    let calls = exported.expect("otel_agent.step.calls");
+    let opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
+        opentelemetry_sdk::metrics::data::MetricData::Sum(sum),
+    ) = calls.data()
+    else {
+        panic!("a u64 sum")
+    };
+    assert_eq!(sum.data_points().map(|p| p.value()).sum::<u64>(), 5);
+}
+
+/// A port with nothing listening: bind, read the port, close.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_unreachable_collector_is_not_an_init_error_and_shutdown_is_bounded() {
+    for protocol in ["grpc", "http/protobuf"] {
+        let endpoint = format!("http://127.0.0.1:{}", closed_port());
+        let telemetry = otel_agent_runtime::builder()
+            .env([
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+            ])
+            .shutdown_timeout(Duration::from_secs(2))
+            .build()
+            .expect("a collector that is not up yet is not an error");
+        let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+        let started = Instant::now();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..100 {
+                step();
+            }
+        });
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "the program is not slowed down"
+        );
+        let started = Instant::now();
+        let _ = telemetry.shutdown();
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{protocol}: shutdown took {:?}",
+            started.elapsed()
+        );
+    }
+}
