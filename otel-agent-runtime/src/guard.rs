@@ -15,7 +15,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::instruments::Instruments;
-use crate::layer::with_instruments;
+use crate::layer::{metrics_delegated, panic_message, with_instruments};
 use crate::probe::{Outcome, ResponseReport};
 
 /// The `error.type` of a call whose future was dropped before it finished.
@@ -100,23 +100,31 @@ enum End {
 
 impl End {
     /// `(outcome label, error.type, status message)`.
-    fn describe(self) -> (&'static str, Option<Cow<'static, str>>, Option<String>) {
+    fn describe(self, span: &Span) -> (&'static str, Option<Cow<'static, str>>, Option<String>) {
         match self {
             End::Returned(Outcome::Success) => ("success", None, None),
             End::Returned(Outcome::Failure {
                 error_type,
                 message,
             }) => ("failure", Some(error_type), message),
-            End::Dropped if std::thread::panicking() => (
-                "failure",
-                Some(Cow::Borrowed(PANIC)),
-                Some("the call panicked".to_owned()),
-            ),
-            End::Dropped => (
-                CANCELLED,
-                Some(Cow::Borrowed(CANCELLED)),
-                Some("the call was cancelled before it finished".to_owned()),
-            ),
+            End::Dropped => {
+                // An async call's panic is noted on the span as it unwinds; a sync
+                // call's guard is dropped while the thread is still panicking.
+                let caught = panic_message(span);
+                if caught.is_some() || std::thread::panicking() {
+                    let message = caught.map_or_else(
+                        || "the call panicked".to_owned(),
+                        |m| format!("panicked: {m}"),
+                    );
+                    ("failure", Some(Cow::Borrowed(PANIC)), Some(message))
+                } else {
+                    (
+                        CANCELLED,
+                        Some(Cow::Borrowed(CANCELLED)),
+                        Some("the call was cancelled before it finished".to_owned()),
+                    )
+                }
+            }
         }
     }
 }
@@ -179,7 +187,7 @@ impl StepGuard {
     fn end(&mut self, end: End) {
         self.finished = true;
         let elapsed = self.start.elapsed().as_secs_f64();
-        let (label, error_type, message) = end.describe();
+        let (label, error_type, message) = end.describe(&self.span);
         if let Some(error_type) = &error_type {
             mark_error(&self.span, error_type, message.as_deref());
         }
@@ -274,7 +282,7 @@ impl LlmGuard {
         self.finished = true;
         let elapsed = self.start.elapsed().as_secs_f64();
         let span = &self.span;
-        let (_, error_type, message) = end.describe();
+        let (_, error_type, message) = end.describe(span);
         if let Some(error_type) = &error_type {
             mark_error(span, error_type, message.as_deref());
         }
@@ -319,6 +327,9 @@ impl LlmGuard {
                 // arrive as a string.
                 span.record(key, i64::try_from(count).unwrap_or(i64::MAX));
             }
+        }
+        if metrics_delegated(span) {
+            return;
         }
         let (site, provider, model) = (self.site, self.provider, &self.model);
         with_instruments(span, |i| {

@@ -52,6 +52,7 @@ mod layer;
 mod probe;
 mod response;
 pub mod semconv;
+mod task;
 mod telemetry;
 
 pub use config::{ExporterKind, Protocol, SamplerKind};
@@ -61,6 +62,9 @@ pub use instruments::{
 };
 pub use otel_agent_macros::{agent_step, llm_call};
 pub use response::{ErrorType, LlmResponse, Usage};
+#[cfg(feature = "tokio")]
+pub use task::spawn;
+pub use task::{InCurrentContext, InCurrentContextExt};
 pub use telemetry::{Telemetry, TelemetryBuilder};
 
 /// Sets up traces and metrics from the standard `OTEL_*` environment and installs
@@ -87,12 +91,12 @@ pub mod __private {
     pub use crate::semconv;
     pub use tracing;
 
-    /// Instruments a future with a span, for generated `async` code.
+    /// Runs the body of an annotated `async fn` inside its span.
     pub fn instrument<F: core::future::Future>(
         future: F,
         span: &tracing::Span,
-    ) -> tracing::instrument::Instrumented<F> {
-        tracing::Instrument::instrument(future, span.clone())
+    ) -> crate::task::InCall<F> {
+        crate::task::in_call(future, span)
     }
 
     /// Creates the span of an `#[agent_step]`. Fields after `;` are passed to

@@ -1,0 +1,79 @@
+//! Carrying the current span (and so the trace) into futures that run elsewhere.
+
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tracing::instrument::{Instrument as _, Instrumented, WithDispatch, WithSubscriber as _};
+use tracing::Span;
+
+use crate::layer::{mark_panicked, payload_message};
+
+pin_project_lite::pin_project! {
+    /// A future run inside an annotated call's span, noting a panic on the span
+    /// before letting it continue unchanged.
+    ///
+    /// Executors such as Tokio catch a task's panic and drop the future later,
+    /// when `std::thread::panicking()` is already false again: without this
+    /// note the call would look cancelled rather than panicked.
+    pub struct InCall<F> {
+        #[pin]
+        inner: Instrumented<F>,
+    }
+}
+
+impl<F: Future> Future for InCall<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                mark_panicked(inner.span(), payload_message(&*payload));
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Wraps the body of an annotated `async fn`.
+pub(crate) fn in_call<F: Future>(future: F, span: &Span) -> InCall<F> {
+    InCall {
+        inner: future.instrument(span.clone()),
+    }
+}
+
+/// A future that keeps the span and subscriber current where it was created.
+pub type InCurrentContext<F> = WithDispatch<Instrumented<F>>;
+
+/// Makes a future carry the current span and subscriber wherever it runs, so the
+/// spans it creates join the current trace under the right parent.
+///
+/// ```
+/// use otel_agent_runtime::InCurrentContextExt as _;
+/// # async fn work() {}
+/// # async fn demo() {
+/// let handle = tokio::spawn(work().in_current_context());
+/// # }
+/// ```
+pub trait InCurrentContextExt: Future + Sized {
+    /// Wraps the future in the current span and subscriber.
+    fn in_current_context(self) -> InCurrentContext<Self> {
+        self.in_current_span().with_current_subscriber()
+    }
+}
+
+impl<F: Future> InCurrentContextExt for F {}
+
+/// `tokio::spawn` that keeps the new task in the current trace: spans created in
+/// it are children of the span current here.
+#[cfg(feature = "tokio")]
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future.in_current_context())
+}
