@@ -272,6 +272,30 @@ impl LlmGuard {
         &self.span
     }
 
+    pub(crate) fn mark_streaming(&self) {
+        self.span
+            .set_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
+    }
+
+    /// Records the time from the call's start to the first chunk of its stream.
+    pub(crate) fn record_first_chunk(&self, at: Instant) {
+        let secs = at.duration_since(self.start).as_secs_f64();
+        self.span
+            .set_attribute(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, secs);
+        if metrics_delegated(&self.span) {
+            return;
+        }
+        let attrs = [
+            static_kv(semconv::GEN_AI_OPERATION_NAME, self.site.operation),
+            static_kv(semconv::GEN_AI_PROVIDER_NAME, self.provider),
+            KeyValue::new(
+                semconv::GEN_AI_REQUEST_MODEL,
+                Value::String(self.model.0.clone()),
+            ),
+        ];
+        with_instruments(&self.span, |i| i.time_to_first_chunk.record(secs, &attrs));
+    }
+
     /// Records what the call returned: outcome, usage, response model and id,
     /// finish reasons.
     pub fn finish(mut self, outcome: Outcome, report: ResponseReport) {

@@ -32,6 +32,7 @@ pub const STEP_BUCKETS: [f64; 16] = [
 pub(crate) struct Instruments {
     pub llm_duration: Histogram<f64>,
     pub token_usage: Histogram<u64>,
+    pub time_to_first_chunk: Histogram<f64>,
     pub step_duration: Histogram<f64>,
     pub step_calls: Counter<u64>,
     pub step_active: UpDownCounter<i64>,
@@ -51,6 +52,12 @@ impl Instruments {
                 .with_unit("{token}")
                 .with_description("Number of input and output tokens used")
                 .with_boundaries(TOKEN_BUCKETS.to_vec())
+                .build(),
+            time_to_first_chunk: meter
+                .f64_histogram(semconv::GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK)
+                .with_unit("s")
+                .with_description("Time to receive the first chunk of a streamed response")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             step_duration: meter
                 .f64_histogram(STEP_DURATION)

@@ -49,9 +49,13 @@ mod error;
 mod guard;
 mod instruments;
 mod layer;
+/// async-openai's chat types read by `#[llm_call]`, request and server attributes.
+#[cfg(feature = "async-openai")]
+pub mod openai;
 mod probe;
 mod response;
 pub mod semconv;
+mod stream;
 mod task;
 mod telemetry;
 
@@ -89,6 +93,7 @@ pub mod __private {
         Probe, ReadNoResponse, ReadResponse,
     };
     pub use crate::semconv;
+    pub use crate::stream::LlmStream;
     pub use tracing;
 
     /// Runs the body of an annotated `async fn` inside its span.

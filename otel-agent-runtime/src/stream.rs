@@ -1,0 +1,101 @@
+//! `#[llm_call]` on a function that returns a stream of chunks: the call lasts
+//! until the stream ends (or is dropped), not until the function returns.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_core::Stream;
+
+use crate::guard::LlmGuard;
+use crate::probe::{Outcome, ResponseReport};
+
+/// What one chunk says: an error, or parts of the response.
+pub type ChunkReader<T> = fn(&T) -> (Outcome, ResponseReport);
+
+pin_project_lite::pin_project! {
+    /// A model's streamed response, instrumented.
+    ///
+    /// The span stays open while the stream is consumed. The first chunk records
+    /// the time to first chunk; chunks that carry usage, the response model, id
+    /// or finish reasons fill the span (providers send usage in the final chunk).
+    /// An `Err` chunk marks the call failed. Dropping the stream before its end
+    /// ends the span as `cancelled`.
+    pub struct LlmStream<S: Stream> {
+        #[pin]
+        inner: S,
+        guard: Option<LlmGuard>,
+        read: ChunkReader<S::Item>,
+        report: ResponseReport,
+        failure: Option<Outcome>,
+        first_chunk: bool,
+    }
+}
+
+impl<S: Stream> LlmStream<S> {
+    /// Wraps the stream an `#[llm_call]` function returned.
+    pub fn new(guard: LlmGuard, inner: S, read: ChunkReader<S::Item>) -> Self {
+        guard.mark_streaming();
+        Self {
+            inner,
+            guard: Some(guard),
+            read,
+            report: ResponseReport::default(),
+            failure: None,
+            first_chunk: true,
+        }
+    }
+}
+
+fn merge(into: &mut ResponseReport, chunk: ResponseReport) {
+    if chunk.usage.is_some() {
+        into.usage = chunk.usage;
+    }
+    if into.response_model.is_none() {
+        into.response_model = chunk.response_model;
+    }
+    if into.response_id.is_none() {
+        into.response_id = chunk.response_id;
+    }
+    into.finish_reasons.extend(chunk.finish_reasons);
+}
+
+impl<S: Stream> Stream for LlmStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        let Some(guard) = this.guard.as_ref() else {
+            return Poll::Ready(None);
+        };
+        let polled = {
+            let _entered = guard.span().enter();
+            this.inner.poll_next(cx)
+        };
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(item)) => {
+                if std::mem::take(this.first_chunk) {
+                    guard.record_first_chunk(Instant::now());
+                }
+                let (outcome, chunk) = (this.read)(&item);
+                if matches!(outcome, Outcome::Failure { .. }) && this.failure.is_none() {
+                    *this.failure = Some(outcome);
+                }
+                merge(this.report, chunk);
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => {
+                if let Some(guard) = this.guard.take() {
+                    let outcome = this.failure.take().unwrap_or(Outcome::Success);
+                    guard.finish(outcome, std::mem::take(this.report));
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
