@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use otel_agent_runtime::cost::{Price, PriceTable};
+use otel_agent_runtime::evaluation::{self, Evaluation};
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse, Usage};
 
 /// What the stand-in model returns: the shape of a chat-completion response.
@@ -165,6 +167,10 @@ async fn write(model: &StandInModel, notes: &str) -> Result<String, ModelError> 
     let draft = model
         .chat(&format!("Write an article from these notes: {notes}"))
         .await?;
+    // A stand-in quality check: longer drafts within budget score higher.
+    let score = (draft.completion_tokens as f64 / 400.0).min(1.0);
+    let label = if score >= 0.5 { "pass" } else { "fail" };
+    evaluation::record(Evaluation::new("draft_quality").score(score).label(label));
     Ok(draft.text)
 }
 
@@ -190,8 +196,14 @@ fn iterations() -> Result<u32, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let iterations = iterations()?;
+    // Illustrative prices in USD per million tokens. A program that sets none in
+    // code can take them from the TOML file named by OTEL_AGENT_PRICES_FILE.
+    let prices = PriceTable::new()
+        .with_model("gpt-4o", Price::new(2.50, 10.00).with_cached_input(1.25))
+        .with_model("claude-sonnet-4-5", Price::new(3.00, 15.00));
     let telemetry = otel_agent_runtime::builder()
         .default_service_name("crew-demo")
+        .prices(prices)
         .init()?;
 
     let gpt = StandInModel::new("gpt-4o");

@@ -1,206 +1,360 @@
 //! One code generator for both attributes.
 //!
-//! The user's signature is re-emitted untouched and the body is kept as raw tokens,
-//! so a body that does not parse or type-check is reported by rustc on the user's
-//! own code. Generated names use `Span::mixed_site()`, invisible to the body, and
-//! every path is absolute (`::otel_agent_runtime::...`, `::core::...`), so the
-//! expansion compiles under `#![no_implicit_prelude]`.
+//! The user's signature is re-emitted untouched and the body is kept as raw
+//! tokens, so a body that does not parse or type-check is reported by rustc on
+//! the user's own code. Generated names use `Span::mixed_site()`, invisible to the
+//! body, and every path is absolute (`::otel_agent_runtime::...`, `::core::...`),
+//! so the expansion compiles under `#![no_implicit_prelude]` and beside user types
+//! named `Option`, `Result`, `Box` or `Span`.
+//!
+//! Three shapes, by what the function is:
+//! - an `async fn`: the body runs in an inner `async move` block instrumented
+//!   with the span, and the outcome is read from what it returns;
+//! - a non-`async` function whose whole body is a future (`async move { .. }` or
+//!   `Box::pin(async move { .. })`, which is what `#[async_trait]` produces): the
+//!   same, inside that future, so the span covers the awaited work;
+//! - any other function: the body runs in a closure inside the entered span.
 
-use proc_macro2::{Delimiter, Group, Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
-use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, ReturnType, Signature, Token, Type, Visibility};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::Type;
 
-use crate::args::{Errors, LlmArgs, Model, StepArgs, StepKind};
+use crate::args::{Common, Context, Field, LlmArgs, Model, Sigil, StepArgs, StepKind};
+use crate::diagnostics::Errors;
+use crate::item::{self, Function};
 
-/// A function as written, with its body left unparsed.
-pub(crate) struct Function {
-    attrs: Vec<Attribute>,
-    vis: Visibility,
-    defaultness: Option<Token![default]>,
-    sig: Signature,
-    body: Option<Group>,
+/// Names of generated locals, hidden from the user's code by their span.
+struct Locals {
+    guard: Ident,
+    result: Ident,
+    never: Ident,
 }
 
-impl Parse for Function {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let vis: Visibility = input.parse()?;
-        let defaultness = input.parse()?;
-        let sig: Signature = input.parse()?;
-        let body = if input.peek(Token![;]) {
-            input.parse::<Token![;]>()?;
-            None
-        } else {
-            let group: Group = input.parse()?;
-            if group.delimiter() != Delimiter::Brace {
-                return Err(syn::Error::new(group.span(), "expected the function body in braces"));
-            }
-            Some(group)
-        };
-        Ok(Self {
-            attrs,
-            vis,
-            defaultness,
-            sig,
-            body,
-        })
+impl Locals {
+    fn new() -> Self {
+        let hidden = Span::mixed_site();
+        Self {
+            guard: format_ident!("__otel_agent_guard", span = hidden),
+            result: format_ident!("__otel_agent_result", span = hidden),
+            never: format_ident!("__otel_agent_never", span = hidden),
+        }
     }
 }
 
-/// Rejects what the attributes cannot instrument, all errors at once.
-fn check_function(function: &Function, macro_name: &str) -> syn::Result<()> {
-    let mut errors = Errors::default();
-    let sig = &function.sig;
-    if let Some(constness) = &sig.constness {
-        errors.at(
-            constness,
-            format!("#[{macro_name}] cannot instrument a `const fn`: telemetry runs at run time; remove `const` or the attribute"),
-        );
-    }
-    if function.body.is_none() {
-        errors.at(
-            sig,
-            format!(
-                "#[{macro_name}] needs a function body to instrument; put it on the implementation, not on a \
-                 declaration or an `extern` block item"
-            ),
-        );
-    }
-    errors.finish()
+/// Expands `#[agent_step(args)] item`.
+pub(crate) fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand("agent_step", args, item, |args, cx, errors, function| {
+        let args = StepArgs::parse(args, cx, errors)?;
+        Some(step_instrumentation(&args, function))
+    })
 }
 
-/// The function's return type, when it can be written in a `let` (not `impl Trait`).
-fn nameable_return_type(sig: &Signature) -> Option<&Type> {
-    match &sig.output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) if contains_impl_trait(ty) => None,
-        ReturnType::Type(_, ty) => Some(ty),
-    }
+/// Expands `#[llm_call(args)] item`.
+pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand("llm_call", args, item, |args, cx, errors, _| {
+        let args = LlmArgs::parse(args, cx, errors)?;
+        Some(llm_instrumentation(&args))
+    })
 }
 
-fn contains_impl_trait(ty: &Type) -> bool {
-    fn scan(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|t| match t {
-            proc_macro2::TokenTree::Ident(i) => i == "impl",
-            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
-            _ => false,
-        })
-    }
-    scan(ty.to_token_stream())
-}
-
-/// What differs between the two attributes: the prologue that creates the span
-/// and the guard, and how the guard is finished.
+/// What differs between the two attributes: the statements that create the
+/// guard (and its span), and the statement that finishes it with the result.
 struct Instrumentation {
-    /// Statements that create `guard` (and anything it needs).
     prologue: TokenStream,
-    /// The call that finishes `guard` with `result`.
     finish: TokenStream,
 }
 
-fn wrap(function: Function, instrumentation: Instrumentation) -> TokenStream {
+fn expand(
+    macro_name: &'static str,
+    args: TokenStream,
+    item: TokenStream,
+    instrument: impl FnOnce(
+        TokenStream,
+        &Context<'_>,
+        &mut Errors,
+        Option<&Function>,
+    ) -> Option<Instrumentation>,
+) -> TokenStream {
+    let mut errors = Errors::default();
+    let function = match item::parse(item.clone(), macro_name) {
+        Ok(function) => Some(function),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    };
+    let params = function.as_ref().map(Function::parameter_names);
+    let cx = Context {
+        macro_name,
+        params: params.as_deref(),
+    };
+    let instrumentation = instrument(args, &cx, &mut errors, function.as_ref());
+    if let Some(function) = &function {
+        function.check(macro_name, &mut errors);
+        if function.sig.asyncness.is_some() && function.diverges() {
+            errors.at(
+                &function.sig.output,
+                format!("#[{macro_name}] cannot instrument an `async fn` that returns `!`; remove the attribute"),
+            );
+        }
+    }
+    match (function, instrumentation, errors.to_compile_errors()) {
+        (Some(function), Some(instrumentation), None) => wrap(function, &instrumentation),
+        // The item as written, beside the errors: the code keeps compiling (and
+        // rust-analyzer keeps working) while the attribute's mistakes are shown.
+        (_, _, errors) => quote!(#errors #item),
+    }
+}
+
+fn wrap(function: Function, instrumentation: &Instrumentation) -> TokenStream {
+    let locals = Locals::new();
     let Function {
         attrs,
         vis,
         defaultness,
         sig,
         body,
-    } = function;
-    let body = body.map(|g| g.stream()).unwrap_or_default();
-    let body_span = sig.ident.span();
-    let guard = quote::format_ident!("__otel_agent_guard", span = Span::mixed_site());
-    let result = quote::format_ident!("__otel_agent_result", span = Span::mixed_site());
-    let entered = quote::format_ident!("__otel_agent_entered", span = Span::mixed_site());
-    let annotation = nameable_return_type(&sig).map(|ty| quote!(: #ty));
-    let Instrumentation { prologue, finish } = instrumentation;
-    let call = if sig.asyncness.is_some() {
-        quote_spanned! {body_span=>
-            ::otel_agent_runtime::__private::instrument(async move { #body }, #guard.span()).await
-        }
-    } else {
-        quote_spanned! {body_span=>
-            {
-                let #entered = #guard.span().enter();
-                #[allow(clippy::redundant_closure_call)]
-                (move || { #body })()
-            }
-        }
+    } = &function;
+    let Some(body) = body else {
+        // Reported by `Function::check`; never reached.
+        return quote!(#(#attrs)* #vis #defaultness #sig;);
     };
+    let inner_attrs = &body.inner_attrs;
+    let block = if function.diverges() {
+        diverging(&function, instrumentation, &locals)
+    } else if sig.asyncness.is_some() {
+        async_body(&function, instrumentation, &locals)
+    } else if let Some(disguised) = function.future_in_disguise() {
+        disguised_body(disguised, instrumentation, &locals)
+    } else {
+        sync_body(&function, instrumentation, &locals)
+    };
+    let brace = body.span;
+    let block = quote_spanned!(brace=> { #inner_attrs #block });
     quote! {
         #(#attrs)*
-        #vis #defaultness #sig {
-            #prologue
-            let #result #annotation = #call;
-            {
-                #[allow(unused_imports)]
-                use ::otel_agent_runtime::__private::{
-                    OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
-                    OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
-                };
-                #finish
-            }
-            #result
+        #vis #defaultness #sig #block
+    }
+}
+
+/// `let result: T = <call>; finish; result`, as statements.
+fn tail(
+    call: TokenStream,
+    annotation: Option<&Type>,
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+) -> TokenStream {
+    let Locals { result, .. } = locals;
+    let annotation = annotation.map(|ty| quote!(: #ty));
+    let finish = &instrumentation.finish;
+    quote! {
+        let #result #annotation = #call;
+        #finish
+        #result
+    }
+}
+
+/// A statement that makes the block it starts (an `async` block or a closure)
+/// return `T`, so that a body returning the wrong type is reported on the
+/// body's own `return` or tail expression, with a note pointing at the
+/// function's return type.
+fn output_hint(ty: Option<&Type>, locals: &Locals) -> TokenStream {
+    let Some(ty) = ty else {
+        return TokenStream::new();
+    };
+    // Hidden from the body like every generated local, but located on the
+    // return type, which rustc then names as where `T` comes from.
+    let mut never = locals.never.clone();
+    never.set_span(Span::mixed_site().located_at(first_span(ty)));
+    let ret = quote_spanned!(first_span(ty)=> return);
+    quote! {
+        match ::core::option::Option::<#ty>::None {
+            ::core::option::Option::Some(#never) => #ret #never,
+            ::core::option::Option::None => {}
         }
     }
 }
 
-pub(crate) fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = StepArgs::parse(args);
-    let function = syn::parse2::<Function>(item.clone());
-    let (args, function) = match (args, function) {
-        (Ok(a), Ok(f)) => (a, f),
-        (a, f) => return with_errors(item, [a.err(), f.err().map(not_a_function("agent_step"))]),
+fn async_body(
+    function: &Function,
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+) -> TokenStream {
+    let stmts = function.body.as_ref().map(|b| &b.stmts);
+    let ty = function
+        .nameable_return_type()
+        .cloned()
+        .or_else(|| unit_for_default(function));
+    let hint = output_hint(ty.as_ref(), locals);
+    let guard = &locals.guard;
+    let call = quote! {
+        ::otel_agent_runtime::__private::instrument(async move { #hint #stmts }, #guard.span()).await
     };
-    if let Err(e) = check_function(&function, "agent_step") {
-        return with_errors(item, [Some(e)]);
+    let prologue = &instrumentation.prologue;
+    let tail = tail(call, ty.as_ref(), instrumentation, locals);
+    quote!(#prologue #tail)
+}
+
+fn disguised_body(
+    disguised: item::Disguised,
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+) -> TokenStream {
+    let item::Disguised {
+        wrapper,
+        output,
+        inner,
+        moves,
+    } = disguised;
+    let guard = &locals.guard;
+    let call = quote!(::otel_agent_runtime::__private::instrument(#inner, #guard.span()).await);
+    let prologue = &instrumentation.prologue;
+    let tail = tail(call, output.as_ref(), instrumentation, locals);
+    let capture = moves.then(|| quote!(move));
+    let future = quote!(async #capture { #prologue #tail });
+    match wrapper {
+        Some(wrapper) => quote!(#wrapper(#future)),
+        None => future,
     }
-    let fn_name = function.sig.ident.to_string();
-    let name_lit = args.name.as_ref().map_or(fn_name, syn::LitStr::value);
+}
+
+fn sync_body(
+    function: &Function,
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+) -> TokenStream {
+    let stmts = function.body.as_ref().map(|b| &b.stmts);
+    let guard = &locals.guard;
+    // `in_scope` takes an `FnOnce`, so the body may return borrows of its
+    // captures (`&mut self.field`).
+    let ty = function
+        .nameable_return_type()
+        .cloned()
+        .or_else(|| unit_for_default(function));
+    let hint = output_hint(ty.as_ref(), locals);
+    let call = quote!(#guard.span().in_scope(move || { #hint #stmts }));
+    let prologue = &instrumentation.prologue;
+    let tail = tail(call, ty.as_ref(), instrumentation, locals);
+    quote!(#prologue #tail)
+}
+
+/// A function that returns `!` never gives a result to finish with: its guard
+/// ends the span when it unwinds (or never, when the process exits).
+fn diverging(
+    function: &Function,
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+) -> TokenStream {
+    let stmts = function.body.as_ref().map(|b| &b.stmts);
+    let guard = &locals.guard;
+    let entered = format_ident!("__otel_agent_entered", span = Span::mixed_site());
+    let prologue = &instrumentation.prologue;
+    quote! {
+        #prologue
+        let #entered = #guard.span().enter();
+        #stmts
+    }
+}
+
+fn unit_for_default(function: &Function) -> Option<Type> {
+    matches!(function.sig.output, syn::ReturnType::Default).then(|| syn::parse_quote!(()))
+}
+
+// ---------------------------------------------------------------------------
+// What each attribute records
+// ---------------------------------------------------------------------------
+
+/// `; "key" = value, ...` for the runtime's span macros. Each value is made a
+/// `tracing` value here, spanned on the user's expression, so that a value that
+/// cannot be recorded is reported on that expression.
+fn extra_fields(common: &Common) -> TokenStream {
+    if common.fields.is_empty() {
+        return TokenStream::new();
+    }
+    let fields = common.fields.iter().map(|Field { key, sigil, value }| {
+        let key = key.literal();
+        let value = match sigil {
+            None => quote_spanned!(first_span(value)=>
+                (&(#value) as &dyn ::otel_agent_runtime::__private::tracing::field::Value)
+            ),
+            Some(Sigil::Display(_)) => quote_spanned!(first_span(value)=>
+                ::otel_agent_runtime::__private::tracing::field::display(&(#value))
+            ),
+            Some(Sigil::Debug(_)) => quote_spanned!(first_span(value)=>
+                ::otel_agent_runtime::__private::tracing::field::debug(&(#value))
+            ),
+        };
+        quote!(#key = #value)
+    });
+    quote!(; #(#fields),*)
+}
+
+fn metric_attributes(common: &Common) -> TokenStream {
+    let pairs = common.metric_attributes.iter().map(|a| {
+        let key = a.key.literal();
+        let value = &a.value;
+        quote!((#key, #value))
+    });
+    quote!(&[#(#pairs),*])
+}
+
+fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrumentation {
+    let Locals { guard, result, .. } = Locals::new();
+    let fn_name = function
+        .map(|f| f.sig.ident.unraw().to_string())
+        .unwrap_or_default();
+    let name = args.name.as_ref().map_or(fn_name, syn::LitStr::value);
     let operation = args.kind.operation();
-    let span_name = format!("{operation} {name_lit}");
-    let guard = quote::format_ident!("__otel_agent_guard", span = Span::mixed_site());
-    let result = quote::format_ident!("__otel_agent_result", span = Span::mixed_site());
+    let span_name = format!("{operation} {name}");
     let description = match &args.description {
         Some(d) => quote!(::core::option::Option::Some(#d)),
         None => quote!(::core::option::Option::None::<&str>),
     };
+    let fields = extra_fields(&args.common);
     let span = match args.kind {
         StepKind::Agent => {
-            quote!(::otel_agent_runtime::__agent_step_span!(agent, #span_name, #name_lit, #description))
+            quote!(
+                ::otel_agent_runtime::__agent_step_span!(agent, #span_name, #name, #description #fields)
+            )
         }
-        StepKind::Tool => quote!(::otel_agent_runtime::__agent_step_span!(tool, #span_name, #name_lit, #description)),
-        StepKind::Workflow => quote!(::otel_agent_runtime::__agent_step_span!(workflow, #span_name, #name_lit)),
+        StepKind::Tool => {
+            quote!(
+                ::otel_agent_runtime::__agent_step_span!(tool, #span_name, #name, #description #fields)
+            )
+        }
+        StepKind::Workflow => {
+            quote!(::otel_agent_runtime::__agent_step_span!(workflow, #span_name, #name #fields))
+        }
     };
+    let attributes = metric_attributes(&args.common);
     let prologue = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::StepSite = ::otel_agent_runtime::__private::StepSite {
             operation: #operation,
-            name: #name_lit,
-            attributes: &[],
+            name: #name,
+            attributes: #attributes,
         };
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
     };
     let finish = quote! {
-        #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
+        {
+            #[allow(unused_imports)]
+            use ::otel_agent_runtime::__private::{
+                OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
+                OutcomeDisplay as _, OutcomeOpaque as _,
+            };
+            #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
+        }
     };
-    wrap(function, Instrumentation { prologue, finish })
+    Instrumentation { prologue, finish }
 }
 
-pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = LlmArgs::parse(args);
-    let function = syn::parse2::<Function>(item.clone());
-    let (args, function) = match (args, function) {
-        (Ok(a), Ok(f)) => (a, f),
-        (a, f) => return with_errors(item, [a.err(), f.err().map(not_a_function("llm_call"))]),
-    };
-    if let Err(e) = check_function(&function, "llm_call") {
-        return with_errors(item, [Some(e)]);
-    }
-    let guard = quote::format_ident!("__otel_agent_guard", span = Span::mixed_site());
-    let result = quote::format_ident!("__otel_agent_result", span = Span::mixed_site());
-    let model = quote::format_ident!("__otel_agent_model", span = Span::mixed_site());
-    let provider_var = quote::format_ident!("__otel_agent_provider", span = Span::mixed_site());
-    let otel_name = quote::format_ident!("__otel_agent_name", span = Span::mixed_site());
+fn llm_instrumentation(args: &LlmArgs) -> Instrumentation {
+    let Locals { guard, result, .. } = Locals::new();
+    let hidden = Span::mixed_site();
+    let model = format_ident!("__otel_agent_model", span = hidden);
+    let provider_var = format_ident!("__otel_agent_provider", span = hidden);
+    let otel_name = format_ident!("__otel_agent_name", span = hidden);
     let operation = args.operation;
     let provider = match &args.provider {
         Some(p) => quote!(::core::option::Option::Some(#p)),
@@ -214,17 +368,19 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
             quote!(::core::option::Option::None::<&str>),
         ),
         Model::Expr(expr) => (
-            quote_spanned!(expr_span(expr)=> ::otel_agent_runtime::__private::ModelName::of(&(#expr))),
+            quote_spanned!(first_span(expr)=> ::otel_agent_runtime::__private::ModelName::of(&(#expr))),
             operation.to_owned(),
             quote!(let #otel_name = #model.span_name(&__OTEL_AGENT_SITE);),
             quote!(::core::option::Option::Some(#otel_name.as_str())),
         ),
     };
+    let fields = extra_fields(&args.common);
+    let attributes = metric_attributes(&args.common);
     let prologue = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
             provider: #provider,
-            attributes: &[],
+            attributes: #attributes,
         };
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);
@@ -233,43 +389,31 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
             &__OTEL_AGENT_SITE,
             ::core::clone::Clone::clone(&#model),
             #provider_var,
-            ::otel_agent_runtime::__llm_call_span!(#span_name, #name_value, #operation, #provider_var, #model.as_str()),
+            ::otel_agent_runtime::__llm_call_span!(
+                #span_name, #name_value, #operation, #provider_var, #model.as_str() #fields
+            ),
         );
     };
     let finish = quote! {
-        #guard.finish(
-            (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
-            (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(),
-        );
-    };
-    wrap(function, Instrumentation { prologue, finish })
-}
-
-fn expr_span(expr: &syn::Expr) -> Span {
-    expr.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
-}
-
-fn not_a_function(macro_name: &'static str) -> impl Fn(syn::Error) -> syn::Error {
-    move |e| {
-        let mut error = syn::Error::new(
-            e.span(),
-            format!("#[{macro_name}] goes on a function or method (`fn` or `async fn`) with a body"),
-        );
-        error.combine(e);
-        error
-    }
-}
-
-/// The original item, untouched, plus the errors: the user's code keeps compiling
-/// (and rust-analyzer keeps working) while the attribute's mistakes are reported.
-fn with_errors<const N: usize>(item: TokenStream, errors: [Option<syn::Error>; N]) -> TokenStream {
-    let mut all: Option<syn::Error> = None;
-    for e in errors.into_iter().flatten() {
-        match &mut all {
-            Some(a) => a.combine(e),
-            None => all = Some(e),
+        {
+            #[allow(unused_imports)]
+            use ::otel_agent_runtime::__private::{
+                OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
+                OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
+            };
+            #guard.finish(
+                (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
+                (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(),
+            );
         }
-    }
-    let errors = all.map(|e| e.to_compile_error());
-    quote!(#errors #item)
+    };
+    Instrumentation { prologue, finish }
+}
+
+fn first_span(tokens: &impl ToTokens) -> Span {
+    tokens
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
 }

@@ -2,48 +2,110 @@
 //!
 //! Use them through `otel-agent-runtime`, which re-exports them and holds
 //! everything the generated code calls.
+//!
+//! The crate is three stages, one module each: `item` reads the annotated
+//! function (its body stays raw tokens), `args` parses and validates the
+//! arguments, collecting every error with its exact span, and `expand` generates
+//! the code. `keys` knows which attribute keys are allowed where.
 #![deny(missing_docs)]
 
 mod args;
+mod diagnostics;
 mod expand;
+#[cfg(test)]
+mod expansions;
+mod item;
+mod keys;
+mod suggest;
 
 use proc_macro::TokenStream;
 
 /// Instruments a step of an agent: an agent's turn, a tool, or a whole workflow.
 ///
 /// ```ignore
+/// use otel_agent_runtime::agent_step;
+///
 /// #[agent_step(agent = "researcher")]               // span `invoke_agent researcher`
 /// async fn research(topic: &str) -> Result<Notes, Error> { /* ... */ }
 ///
-/// #[agent_step(kind = tool, name = "web_search")]    // span `execute_tool web_search`
-/// fn search(q: &str) -> Vec<Hit> { /* ... */ }
+/// #[agent_step(kind = tool, name = "web_search", fields(query))]
+/// fn search(query: &str) -> Vec<Hit> { /* ... */ }  // span `execute_tool web_search`
 ///
 /// #[agent_step(kind = workflow, name = "crew")]      // span `invoke_workflow crew`
 /// async fn run_crew() -> anyhow::Result<()> { /* ... */ }
 /// ```
 ///
-/// Arguments (all optional):
-/// - `kind = agent | tool | workflow` (default `agent`);
-/// - `agent = "..."` (agents) or `name = "..."`: the name, default the function's;
-/// - `description = "..."` (agents and tools).
+/// # Arguments
+///
+/// All optional; every mistake is a compile error on the offending token that
+/// says what to write instead.
+///
+/// - `kind = agent | tool | workflow` (default `agent`).
+/// - `agent = "..."` (agents) or `name = "..."`: the name, by default the
+///   function's.
+/// - `description = "..."`: agents and tools.
+/// - `fields(...)`: extra span attributes, evaluated when the call starts:
+///   `key = value`, `key = %value` (`Display`), `key = ?value` (`Debug`), or a
+///   parameter's name alone (`fields(query)`, recorded with `Display`; `?query`
+///   for `Debug`). Keys are dotted words (`app.query_len`) or strings
+///   (`"app.query-len"`). Keys in `gen_ai.*` must be attributes the GenAI
+///   semantic conventions define (a typo such as `gen_ai.usage.input_token` is an
+///   error with the closest valid key); keys the attribute sets itself cannot be
+///   set again.
+/// - `skip(param, ...)` and `skip_all`: accepted for code coming from
+///   `#[tracing::instrument]`. Parameters are never recorded unless named in
+///   `fields(...)`, so these only check that each name is a parameter.
+/// - `metric_attributes(key = "value", ...)`: extra metric attributes, string
+///   literals only. Ids and per-user keys (`session.id`, `user.id`,
+///   `gen_ai.conversation.id`, `*.id`, `*_id`, ...) are rejected: they belong on
+///   the span (`fields(...)`), never on metrics.
 ///
 /// The span nests under whatever span is current (yours or ours). An `Err` return
 /// sets status ERROR and `error.type`; a panic or a dropped future ends the span as
 /// `panic` or `cancelled`. Metrics: `otel_agent.step.duration`,
 /// `otel_agent.step.calls` and `otel_agent.step.active`, with the operation, the
-/// step name and the outcome as their only attributes.
+/// step name, the outcome and `metric_attributes` as their only attributes.
 ///
-/// An `async fn` expands roughly to:
+/// Works on free functions and methods (any receiver), sync or `async`, generic,
+/// with `impl Trait` arguments or return types, trait default methods, stacked
+/// with `#[async_trait]` (the span covers the awaited work), `#[tokio::main]`,
+/// `#[tokio::test]` and `#[cfg_attr(...)]`. The generated code only uses absolute
+/// paths, so it compiles under `#![no_implicit_prelude]`.
+///
+/// # What it expands to
 ///
 /// ```ignore
-/// async fn research(topic: &str) -> Result<Notes, Error> {
-///     static SITE: StepSite = StepSite { operation: "invoke_agent", name: "researcher" };
-///     let guard = StepGuard::start(&SITE, span!("invoke_agent researcher", gen_ai.operation.name = "invoke_agent", ...));
-///     let result: Result<Notes, Error> = instrument(async move { /* your body */ }, guard.span()).await;
-///     guard.finish(outcome_of(&result));
+/// #[agent_step(agent = "researcher", fields(topic))]
+/// pub async fn research(topic: &str) -> Result<Notes, Error> {
+///     let hits = search(topic).await?;
+///     Ok(Notes::from(hits))
+/// }
+/// ```
+///
+/// becomes (names shortened; generated locals are hidden from your code):
+///
+/// ```ignore
+/// pub async fn research(topic: &str) -> Result<Notes, Error> {
+///     static SITE: StepSite = StepSite { operation: "invoke_agent", name: "researcher", attributes: &[] };
+///     let guard = StepGuard::start(&SITE, __agent_step_span!(
+///         agent, "invoke_agent researcher", "researcher", None::<&str>;
+///         "topic" = display(&(topic))
+///     ));
+///     let result: Result<Notes, Error> = instrument(async move {
+///         // (a line that tells type inference the block returns `Result<Notes, Error>`)
+///         let hits = search(topic).await?;
+///         Ok(Notes::from(hits))
+///     }, guard.span()).await;
+///     guard.finish((&&&&&Probe(&result)).__otel_outcome()); // Ok, or Err's error.type
 ///     result
 /// }
 /// ```
+///
+/// A sync function runs its body in `guard.span().in_scope(move || { ... })`
+/// instead. A non-`async` function whose body is `Box::pin(async move { ... })` or
+/// `async move { ... }` (which is what `#[async_trait]` makes of an `async fn`)
+/// gets the same treatment inside that future. The expansion snapshots in this
+/// crate's `src/snapshots/` show the complete output for each shape.
 #[proc_macro_attribute]
 pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent_step(args.into(), item.into()).into()
@@ -52,36 +114,66 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Instruments a call to a model.
 ///
 /// ```ignore
-/// #[llm_call(model = "gpt-4o", provider = "openai")]        // span `chat gpt-4o`, kind CLIENT
+/// use otel_agent_runtime::llm_call;
+///
+/// #[llm_call(model = "gpt-4o", provider = "openai")]  // span `chat gpt-4o`, kind CLIENT
 /// async fn complete(prompt: &str) -> Result<ChatResponse, Error> { /* ... */ }
 ///
-/// #[llm_call(model = self.model, operation = chat)]          // model read when the call starts
+/// #[llm_call(model = self.model, operation = chat, fields(gen_ai.request.temperature = self.temperature))]
 /// async fn ask(&self, prompt: &str) -> anyhow::Result<Reply> { /* ... */ }
 /// ```
 ///
-/// Arguments:
-/// - `model = "..."` or `model = <expression>` (required): `gen_ai.request.model`;
-/// - `provider = "..."`: `gen_ai.provider.name`, inferred from the model's family
-///   when left out (`gpt-*` is `openai`, `claude*` is `anthropic`, ...);
-/// - `operation = chat | text_completion | generate_content | embeddings` (default `chat`).
+/// # Arguments
+///
+/// - `model = "..."` or `model = <expression>` (required): `gen_ai.request.model`.
+///   An expression is evaluated when the call starts and must give a `&str` or a
+///   `String`.
+/// - `provider = "..."`: `gen_ai.provider.name`; when left out, inferred from the
+///   model's family (`gpt-*` is `openai`, `claude*` is `anthropic`, ...).
+/// - `operation = chat | text_completion | generate_content | embeddings`
+///   (default `chat`).
+/// - `fields(...)`, `skip(...)`, `skip_all`, `metric_attributes(...)`: as for
+///   [`macro@agent_step`]. The keys this attribute sets itself (operation,
+///   provider, request and response model, response id, finish reasons, token
+///   usage, `error.type`) cannot be set through them.
 ///
 /// Token usage, response model, id and finish reasons are read from the return
 /// value through `otel_agent_runtime::LlmResponse`. Metrics:
 /// `gen_ai.client.operation.duration` and (when usage is known)
 /// `gen_ai.client.token.usage`.
 ///
-/// An `async fn` expands roughly to:
+/// # What it expands to
+///
+/// ```ignore
+/// #[llm_call(model = "gpt-4o", provider = "openai")]
+/// async fn complete(prompt: &str) -> Result<ChatResponse, Error> {
+///     client().chat(prompt).await
+/// }
+/// ```
+///
+/// becomes (names shortened):
 ///
 /// ```ignore
 /// async fn complete(prompt: &str) -> Result<ChatResponse, Error> {
-///     static SITE: LlmSite = LlmSite { operation: "chat", provider: Some("openai") };
+///     static SITE: LlmSite = LlmSite { operation: "chat", provider: Some("openai"), attributes: &[] };
 ///     let model = ModelName::literal("gpt-4o");
-///     let guard = LlmGuard::start(&SITE, model, "openai", span!("chat gpt-4o", otel.kind = "client", ...));
-///     let result: Result<ChatResponse, Error> = instrument(async move { /* your body */ }, guard.span()).await;
-///     guard.finish(outcome_of(&result), response_of(&result));
+///     let provider = SITE.provider_for(&model);
+///     let guard = LlmGuard::start(&SITE, model.clone(), provider,
+///         __llm_call_span!("chat gpt-4o", None::<&str>, "chat", provider, model.as_str()));
+///     let result: Result<ChatResponse, Error> = instrument(async move {
+///         client().chat(prompt).await
+///     }, guard.span()).await;
+///     guard.finish(
+///         (&&&&&Probe(&result)).__otel_outcome(),  // Ok, or Err's error.type
+///         (&&Probe(&result)).__otel_response(),    // usage, response model, ... via LlmResponse
+///     );
 ///     result
 /// }
 /// ```
+///
+/// With `model = <expression>`, the span's name (`chat {model}`) is only known at
+/// run time: the `tracing` span is named after the operation and carries the full
+/// name in `otel.name`.
 #[proc_macro_attribute]
 pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::llm_call(args.into(), item.into()).into()

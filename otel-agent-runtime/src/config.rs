@@ -28,6 +28,10 @@ pub enum ExporterKind {
     Console,
     /// Nowhere; the signal is still measured but not exported.
     None,
+    /// Metrics only: served for Prometheus to scrape at `/metrics` on
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT` (default
+    /// `localhost:9464`). Needs the runtime's `prometheus` feature (on by default).
+    Prometheus,
 }
 
 /// Which traces are kept, from `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
@@ -69,7 +73,38 @@ pub(crate) struct Settings {
     pub metrics_otlp: OtlpSettings,
     pub metric_interval: Duration,
     pub sampler: SamplerKind,
+    pub prometheus_host: String,
+    pub prometheus_port: u16,
+    pub batch: BatchSettings,
 }
+
+/// The span queue of the OTLP exporter (`OTEL_BSP_*`): the memory cap while the
+/// collector is slow or away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchSettings {
+    /// Spans waiting for export at most; more are dropped (and counted).
+    pub max_queue_size: usize,
+    /// Spans in one export request at most.
+    pub max_export_batch_size: usize,
+    /// How long spans wait before an export is started.
+    pub schedule_delay: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            schedule_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the Prometheus endpoint listens unless told otherwise, as the
+/// OpenTelemetry environment specification gives it.
+pub(crate) const DEFAULT_PROMETHEUS_HOST: &str = "localhost";
+/// The port registered for OpenTelemetry's Prometheus exporters.
+pub(crate) const DEFAULT_PROMETHEUS_PORT: u16 = 9464;
 
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
@@ -106,6 +141,68 @@ fn parse_millis(var: &'static str, value: &str) -> Result<Duration, InitError> {
         .map_err(|_| invalid(var, value, "a whole number of milliseconds, e.g. `10000`"))
 }
 
+fn parse_count(var: &'static str, value: &str) -> Result<usize, InitError> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(invalid(var, value, "a positive whole number, e.g. `2048`")),
+    }
+}
+
+/// A host name or IP address to listen on: no scheme, no port, no path.
+pub(crate) fn check_listen_host(value: &str) -> Result<String, String> {
+    const EXPECTED: &str = "a host name or IP address to listen on, such as `localhost`, \
+                            `127.0.0.1` or `0.0.0.0` (no scheme, no port)";
+    let host = value
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(value);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(host.to_owned());
+    }
+    let valid_name = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid_name {
+        Ok(host.to_owned())
+    } else {
+        Err(EXPECTED.to_owned())
+    }
+}
+
+fn parse_batch(lookup: Lookup<'_>) -> Result<BatchSettings, InitError> {
+    const QUEUE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+    const BATCH: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+    const DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+    let mut batch = BatchSettings::default();
+    if let Some(v) = get(lookup, QUEUE) {
+        batch.max_queue_size = parse_count(QUEUE, &v)?;
+    }
+    match get(lookup, BATCH) {
+        Some(v) => {
+            batch.max_export_batch_size = parse_count(BATCH, &v)?;
+            if batch.max_export_batch_size > batch.max_queue_size {
+                return Err(invalid(
+                    BATCH,
+                    &v,
+                    format!(
+                        "at most {QUEUE} ({}), as the specification requires",
+                        batch.max_queue_size
+                    ),
+                ));
+            }
+        }
+        None => batch.max_export_batch_size = batch.max_export_batch_size.min(batch.max_queue_size),
+    }
+    if let Some(v) = get(lookup, DELAY) {
+        batch.schedule_delay = parse_millis(DELAY, &v)?;
+    }
+    Ok(batch)
+}
+
 fn parse_protocol(var: &'static str, value: &str) -> Result<Protocol, InitError> {
     match value {
         "grpc" => Ok(Protocol::Grpc),
@@ -139,6 +236,20 @@ fn parse_exporter(
         "otlp" => ExporterKind::Otlp,
         "console" | "logging" => ExporterKind::Console,
         "none" => ExporterKind::None,
+        "prometheus" if allowed.contains(&"prometheus") => {
+            if !cfg!(feature = "prometheus") {
+                return Err(invalid(
+                    var,
+                    value,
+                    format!(
+                        "{} (`prometheus` needs otel-agent-runtime's `prometheus` feature, \
+                         which this build leaves out)",
+                        expected()
+                    ),
+                ));
+            }
+            ExporterKind::Prometheus
+        }
         _ => return Err(invalid(var, value, expected())),
     };
     Ok(kind)
@@ -367,7 +478,11 @@ impl Settings {
             None => ExporterKind::Console,
         };
         let metrics = match get(lookup, "OTEL_METRICS_EXPORTER") {
-            Some(v) => parse_exporter("OTEL_METRICS_EXPORTER", &v, &["otlp", "console", "none"])?,
+            Some(v) => parse_exporter(
+                "OTEL_METRICS_EXPORTER",
+                &v,
+                &["otlp", "prometheus", "console", "none"],
+            )?,
             None if metrics_endpoint_set => ExporterKind::Otlp,
             None => ExporterKind::None,
         };
@@ -382,6 +497,21 @@ impl Settings {
                 "a positive number of milliseconds",
             ));
         }
+        let prometheus_host = match get(lookup, "OTEL_EXPORTER_PROMETHEUS_HOST") {
+            Some(v) => check_listen_host(&v)
+                .map_err(|expected| invalid("OTEL_EXPORTER_PROMETHEUS_HOST", &v, expected))?,
+            None => DEFAULT_PROMETHEUS_HOST.to_owned(),
+        };
+        let prometheus_port = match get(lookup, "OTEL_EXPORTER_PROMETHEUS_PORT") {
+            Some(v) => v.parse::<u16>().map_err(|_| {
+                invalid(
+                    "OTEL_EXPORTER_PROMETHEUS_PORT",
+                    &v,
+                    "a port number from 0 to 65535 (default 9464)",
+                )
+            })?,
+            None => DEFAULT_PROMETHEUS_PORT,
+        };
         Ok(Self {
             disabled,
             resource,
@@ -392,6 +522,9 @@ impl Settings {
             metrics_otlp,
             metric_interval,
             sampler: parse_sampler(lookup)?,
+            prometheus_host,
+            prometheus_port,
+            batch: parse_batch(lookup)?,
         })
     }
 }
@@ -569,6 +702,88 @@ mod tests {
         assert!(e.contains("OTEL_RESOURCE_ATTRIBUTES"), "{e}");
         let e = err(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
         assert!(e.contains("not supported"), "{e}");
+    }
+
+    #[test]
+    fn prometheus_defaults_to_localhost_9464() {
+        let s = settings(&[("OTEL_METRICS_EXPORTER", "prometheus")]);
+        if !cfg!(feature = "prometheus") {
+            let e = s.expect_err("the feature is off").to_string();
+            assert!(e.contains("`prometheus` feature"), "{e}");
+            return;
+        }
+        let s = s.unwrap();
+        assert_eq!(s.metrics, ExporterKind::Prometheus);
+        assert_eq!(s.traces, ExporterKind::Console, "traces keep their default");
+        assert_eq!(
+            (s.prometheus_host.as_str(), s.prometheus_port),
+            ("localhost", 9464)
+        );
+        let s = settings(&[
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0"),
+            ("OTEL_EXPORTER_PROMETHEUS_PORT", "9100"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (s.prometheus_host.as_str(), s.prometheus_port),
+            ("0.0.0.0", 9100)
+        );
+        let s = settings(&[("OTEL_EXPORTER_PROMETHEUS_HOST", "[::1]")]).unwrap();
+        assert_eq!(s.prometheus_host, "::1");
+    }
+
+    #[test]
+    fn prometheus_settings_are_checked() {
+        let e = err(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "99999")]);
+        assert!(
+            e.contains("OTEL_EXPORTER_PROMETHEUS_PORT=\"99999\"") && e.contains("0 to 65535"),
+            "{e}"
+        );
+        let e = err(&[("OTEL_EXPORTER_PROMETHEUS_HOST", "http://localhost:9464")]);
+        assert!(
+            e.contains("OTEL_EXPORTER_PROMETHEUS_HOST") && e.contains("no scheme, no port"),
+            "{e}"
+        );
+        let e = err(&[("OTEL_TRACES_EXPORTER", "prometheus")]);
+        assert!(
+            e.contains("OTEL_TRACES_EXPORTER") && !e.contains("`prometheus`"),
+            "traces cannot go to Prometheus: {e}"
+        );
+    }
+
+    #[test]
+    fn the_span_queue_is_configurable_and_checked() {
+        assert_eq!(settings(&[]).unwrap().batch, BatchSettings::default());
+        let s = settings(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.batch,
+            BatchSettings {
+                max_queue_size: 100,
+                max_export_batch_size: 100,
+                schedule_delay: Duration::from_millis(250),
+            }
+        );
+        let e = err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "0")]);
+        assert!(
+            e.contains("OTEL_BSP_MAX_QUEUE_SIZE") && e.contains("positive"),
+            "{e}"
+        );
+        let e = err(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
+        ]);
+        assert!(
+            e.contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+                && e.contains("at most OTEL_BSP_MAX_QUEUE_SIZE (10)"),
+            "{e}"
+        );
+        let e = err(&[("OTEL_BSP_SCHEDULE_DELAY", "5s")]);
+        assert!(e.contains("OTEL_BSP_SCHEDULE_DELAY"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ struct ModelStats {
     failures: u64,
     input_tokens: u64,
     output_tokens: u64,
+    cost_usd: Option<f64>,
     durations: Vec<f64>,
 }
 
@@ -108,6 +109,9 @@ impl ConsoleSink {
                     stats.output_tokens +=
                         attr_u64(&span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0);
                     stats.durations.push(secs);
+                    if let Some(Value::F64(cost)) = attr(&span, crate::guard::COST_ATTRIBUTE) {
+                        *stats.cost_usd.get_or_insert(0.0) += cost;
+                    }
                 }
                 (_, Some("invoke_agent" | "execute_tool" | "invoke_workflow")) => {
                     let stats = state.steps.entry(span.name.to_string()).or_default();
@@ -315,13 +319,16 @@ fn render_summary(state: &State, out: &mut String) {
             .max()
             .unwrap_or(0)
             .max(5);
-        let _ = writeln!(
+        // The cost column appears only when a price table priced something.
+        let priced = state.models.values().any(|m| m.cost_usd.is_some());
+        let _ = write!(
             out,
             "  {:<width$}  {:>6}  {:>9}  {:>10}  {:>11}  {:>8}",
             "model", "calls", "p50", "input tok", "output tok", "failures"
         );
+        out.push_str(if priced { "  cost (USD)\n" } else { "\n" });
         for (key, stats) in &state.models {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:<width$}  {:>6}  {:>9}  {:>10}  {:>11}  {:>8}",
                 label(key),
@@ -331,6 +338,13 @@ fn render_summary(state: &State, out: &mut String) {
                 stats.output_tokens,
                 stats.failures
             );
+            match (priced, stats.cost_usd) {
+                (false, _) => out.push('\n'),
+                (true, Some(cost)) => {
+                    let _ = writeln!(out, "  {cost:>10.4}");
+                }
+                (true, None) => out.push_str("    unpriced\n"),
+            }
         }
     }
 }

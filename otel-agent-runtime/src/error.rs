@@ -38,6 +38,20 @@ pub enum InitError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    /// The Prometheus endpoint could not listen on its address (most often: the
+    /// port is taken by another process).
+    #[error(
+        "cannot serve Prometheus metrics on {address}: {source}; choose a free address with \
+         OTEL_EXPORTER_PROMETHEUS_HOST / OTEL_EXPORTER_PROMETHEUS_PORT (or the builder's \
+         `prometheus_address`)"
+    )]
+    PrometheusBind {
+        /// The address asked for, `host:port`.
+        address: String,
+        /// What the operating system reported.
+        #[source]
+        source: std::io::Error,
+    },
     /// The background runtime that drives gRPC exports could not start.
     #[error("could not start the export thread: {0}")]
     ExportThread(#[source] std::io::Error),

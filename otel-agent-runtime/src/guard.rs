@@ -14,9 +14,12 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::instruments::Instruments;
-use crate::layer::{metrics_delegated, panic_message, with_instruments};
+use crate::layer::{
+    metrics_delegated, panic_message, request_capture, roll_up, rollup_of, with_instruments,
+    with_layer, InstrumentsLayer, Rollup,
+};
 use crate::probe::{Outcome, ResponseReport};
+use crate::response::Usage;
 
 /// The `error.type` of a call whose future was dropped before it finished.
 pub const CANCELLED: &str = "cancelled";
@@ -129,10 +132,25 @@ impl End {
     }
 }
 
+/// Status descriptions come from error messages, which may quote user input:
+/// they pass through the redaction hook and are kept short.
+const MAX_STATUS_BYTES: usize = 512;
+
 fn mark_error(span: &Span, error_type: &str, message: Option<&str>) {
     span.record(semconv::ERROR_TYPE, error_type);
     span.record("otel.status_code", "error");
-    span.record("otel.status_description", message.unwrap_or(error_type));
+    let mut description = error_type.to_owned();
+    if let Some(message) = message {
+        with_layer(span, |layer| {
+            let redacted = layer.options.redact(message);
+            let mut end = redacted.len().min(MAX_STATUS_BYTES);
+            while !redacted.is_char_boundary(end) {
+                end -= 1;
+            }
+            description = redacted[..end].to_owned();
+        });
+    }
+    span.record("otel.status_description", description.as_str());
 }
 
 fn static_kv(key: &'static str, value: &'static str) -> KeyValue {
@@ -157,7 +175,11 @@ pub struct StepGuard {
 impl StepGuard {
     /// Starts the step: counts it in flight and starts its clock.
     pub fn start(site: &'static StepSite, span: Span) -> Self {
-        with_instruments(&span, |i| i.step_active.add(1, &Self::base_attrs(site)));
+        with_layer(&span, |layer| {
+            let mut attrs = Self::base_attrs(site);
+            layer.extend_with_tenant(&span, &mut attrs);
+            layer.instruments.step_active.add(1, &attrs);
+        });
         Self {
             site,
             span,
@@ -191,9 +213,14 @@ impl StepGuard {
         if let Some(error_type) = &error_type {
             mark_error(&self.span, error_type, message.as_deref());
         }
+        if let Some(rollup) = rollup_of(&self.span) {
+            record_rollup(&self.span, rollup);
+        }
         let site = self.site;
-        with_instruments(&self.span, |i| {
+        with_layer(&self.span, |layer| {
+            let i = &layer.instruments;
             let mut attrs = Self::base_attrs(site);
+            layer.extend_with_tenant(&self.span, &mut attrs);
             i.step_active.add(-1, &attrs);
             attrs.push(static_kv(OUTCOME_KEY, label));
             if let Some(error_type) = error_type {
@@ -202,6 +229,23 @@ impl StepGuard {
             i.step_duration.record(elapsed, &attrs);
             i.step_calls.add(1, &attrs);
         });
+    }
+}
+
+/// The span attribute holding a call's (or a step's summed) cost in US dollars.
+pub const COST_ATTRIBUTE: &str = "otel_agent.cost.usd";
+
+fn record_rollup(span: &Span, rollup: Rollup) {
+    span.set_attribute(
+        semconv::GEN_AI_USAGE_INPUT_TOKENS,
+        i64::try_from(rollup.input_tokens).unwrap_or(i64::MAX),
+    );
+    span.set_attribute(
+        semconv::GEN_AI_USAGE_OUTPUT_TOKENS,
+        i64::try_from(rollup.output_tokens).unwrap_or(i64::MAX),
+    );
+    if rollup.priced {
+        span.set_attribute(COST_ATTRIBUTE, rollup.cost_usd);
     }
 }
 
@@ -270,6 +314,13 @@ impl LlmGuard {
     /// The call's span.
     pub fn span(&self) -> &Span {
         &self.span
+    }
+
+    /// Asks for this call's messages to be captured even when content capture is
+    /// off for the process (`#[llm_call(capture_content = true)]`).
+    pub fn capture_content(self) -> Self {
+        request_capture(&self.span);
+        self
     }
 
     pub(crate) fn mark_streaming(&self) {
@@ -352,26 +403,82 @@ impl LlmGuard {
                 span.record(key, i64::try_from(count).unwrap_or(i64::MAX));
             }
         }
-        if metrics_delegated(span) {
-            return;
-        }
         let (site, provider, model) = (self.site, self.provider, &self.model);
-        with_instruments(span, |i| {
-            record_llm_metrics(i, site, provider, model, elapsed, error_type, &report);
+        // A wrapped call's tokens and cost are its inner call's: counted there.
+        let owns_metrics = !metrics_delegated(span);
+        with_layer(span, |layer| {
+            if layer.options.legacy_names {
+                record_legacy_names(span, provider, &usage);
+            }
+            let cost = price(layer, model, &report);
+            if let Some(cost) = cost {
+                span.set_attribute(COST_ATTRIBUTE, cost);
+            }
+            if !owns_metrics {
+                return;
+            }
+            if let Some(usage) = report.usage {
+                roll_up(
+                    span,
+                    Rollup {
+                        input_tokens: usage.input_tokens.unwrap_or(0),
+                        output_tokens: usage.output_tokens.unwrap_or(0),
+                        cost_usd: cost.unwrap_or(0.0),
+                        priced: cost.is_some(),
+                    },
+                );
+            }
+            record_llm_metrics(
+                layer, span, site, provider, model, elapsed, error_type, &report, cost,
+            );
         });
     }
 }
 
+/// The deprecated names older backends still read, in the compatibility mode.
+fn record_legacy_names(span: &Span, provider: &'static str, usage: &Usage) {
+    span.set_attribute(semconv::GEN_AI_SYSTEM, provider);
+    if let Some(n) = usage.input_tokens {
+        span.set_attribute(
+            semconv::GEN_AI_USAGE_PROMPT_TOKENS,
+            i64::try_from(n).unwrap_or(i64::MAX),
+        );
+    }
+    if let Some(n) = usage.output_tokens {
+        span.set_attribute(
+            semconv::GEN_AI_USAGE_COMPLETION_TOKENS,
+            i64::try_from(n).unwrap_or(i64::MAX),
+        );
+    }
+}
+
+/// The call's cost, when the price table prices the model that answered (or,
+/// failing that, the one asked for) and the usage is known.
+fn price(layer: &InstrumentsLayer, model: &ModelName, report: &ResponseReport) -> Option<f64> {
+    let prices = layer.options.prices.as_ref()?;
+    let usage = report.usage?;
+    report
+        .response_model
+        .as_deref()
+        .and_then(|m| prices.price_for(m))
+        .or_else(|| prices.price_for(model.as_str()))?
+        .cost(&usage)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn record_llm_metrics(
-    i: &Instruments,
+    layer: &InstrumentsLayer,
+    span: &Span,
     site: &'static LlmSite,
     provider: &'static str,
     model: &ModelName,
     elapsed: f64,
     error_type: Option<Cow<'static, str>>,
     report: &ResponseReport,
+    cost: Option<f64>,
 ) {
-    let mut attrs: Vec<KeyValue> = Vec::with_capacity(7 + site.attributes.len());
+    let i = &layer.instruments;
+    let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
     attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
     attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
     attrs.push(KeyValue::new(
@@ -388,8 +495,21 @@ fn record_llm_metrics(
         attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
     }
     attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
+    if layer.options.legacy_names {
+        attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
+    }
+    layer.extend_with_tenant(span, &mut attrs);
     i.llm_duration.record(elapsed, &attrs);
     let Some(usage) = report.usage else { return };
+    if layer.options.prices.is_some() {
+        // Cost series carry only provider, model and tenant: few of each.
+        let mut cost_attrs = vec![attrs[1].clone(), attrs[2].clone()];
+        layer.extend_with_tenant(span, &mut cost_attrs);
+        match cost {
+            Some(cost) => i.llm_cost.add(cost, &cost_attrs),
+            None => i.llm_unpriced_calls.add(1, &cost_attrs),
+        }
+    }
     // Token counts the provider did not report are left out, never guessed.
     for (kind, count) in [
         ("input", usage.input_tokens),

@@ -11,6 +11,12 @@ pub const STEP_DURATION: &str = "otel_agent.step.duration";
 pub const STEP_CALLS: &str = "otel_agent.step.calls";
 /// Steps currently running.
 pub const STEP_ACTIVE: &str = "otel_agent.step.active";
+/// Cost of model calls in US dollars (`otel_agent_llm_cost_usd_total` in Prometheus).
+pub const LLM_COST: &str = "otel_agent.llm.cost.usd";
+/// Model calls whose model the price table does not price.
+pub const LLM_UNPRICED_CALLS: &str = "otel_agent.llm.unpriced_calls";
+/// Evaluation scores.
+pub const EVALUATION_SCORE: &str = "otel_agent.evaluation.score";
 
 /// Bucket boundaries the GenAI conventions advise for `gen_ai.client.operation.duration`.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -36,6 +42,9 @@ pub(crate) struct Instruments {
     pub step_duration: Histogram<f64>,
     pub step_calls: Counter<u64>,
     pub step_active: UpDownCounter<i64>,
+    pub llm_cost: Counter<f64>,
+    pub llm_unpriced_calls: Counter<u64>,
+    pub evaluation_score: Histogram<f64>,
 }
 
 impl Instruments {
@@ -74,6 +83,24 @@ impl Instruments {
                 .i64_up_down_counter(STEP_ACTIVE)
                 .with_unit("{step}")
                 .with_description("Agent steps in flight")
+                .build(),
+            // The unit in braces is an annotation: Prometheus names stay
+            // `otel_agent_llm_cost_usd_total`, through a Collector or by scrape.
+            llm_cost: meter
+                .f64_counter(LLM_COST)
+                .with_unit("{USD}")
+                .with_description("Cost of model calls, from the configured price table")
+                .build(),
+            llm_unpriced_calls: meter
+                .u64_counter(LLM_UNPRICED_CALLS)
+                .with_unit("{call}")
+                .with_description("Model calls with usage but no price in the price table")
+                .build(),
+            evaluation_score: meter
+                .f64_histogram(EVALUATION_SCORE)
+                .with_unit("{score}")
+                .with_description("Evaluation scores of steps and calls")
+                .with_boundaries(vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
                 .build(),
         }
     }

@@ -15,6 +15,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::instruments::Instruments;
+use crate::recording::RecordingOptions;
 use crate::semconv;
 
 /// The `tracing` target of every span the attributes create.
@@ -23,13 +24,59 @@ pub(crate) const TARGET: &str = "otel_agent";
 #[derive(Debug, Clone)]
 pub(crate) struct InstrumentsLayer {
     pub instruments: Arc<Instruments>,
+    pub options: Arc<RecordingOptions>,
 }
+
+impl InstrumentsLayer {
+    /// Adds the tenant `span` runs for to metric attributes, only when the user
+    /// allow-listed it: per-tenant series are few, ids of sessions or users are
+    /// not. The tenant is read from the span's own context, so a call's metrics
+    /// use the same value when it starts and when it ends, even when a cancelled
+    /// future is dropped outside any context.
+    pub(crate) fn extend_with_tenant(&self, span: &Span, attrs: &mut Vec<opentelemetry::KeyValue>) {
+        if !self.options.tenant_on_metrics {
+            return;
+        }
+        if let Some(tenant) = crate::context::tenant_of(span) {
+            attrs.push(opentelemetry::KeyValue::new(crate::context::TENANT, tenant));
+        }
+    }
+}
+
+/// On a step span: tokens and cost of the model calls made under it.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Rollup {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cost_usd: f64,
+    pub priced: bool,
+}
+
+/// On an `#[llm_call]` span: this call asked for its content to be captured.
+struct CaptureContent;
 
 /// On an `#[llm_call]` span: a nested `#[llm_call]` records the metrics instead.
 struct DelegatedMetrics;
 
 /// On a span whose call panicked: the panic's message.
 struct Panicked(String);
+
+fn is_step(metadata: &Metadata<'_>) -> bool {
+    metadata.target() == TARGET
+        && metadata
+            .fields()
+            .field(semconv::GEN_AI_OPERATION_NAME)
+            .is_some()
+        && metadata
+            .fields()
+            .field(semconv::GEN_AI_REQUEST_MODEL)
+            .is_none()
+}
+
+/// Whether `span` is an `#[llm_call]` span.
+pub(crate) fn is_llm_span(span: &Span) -> bool {
+    span.metadata().is_some_and(is_llm_call)
+}
 
 fn is_llm_call(metadata: &Metadata<'_>) -> bool {
     metadata.target() == TARGET
@@ -56,11 +103,50 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
 
 /// Runs `f` with the instruments of the pipeline `span` belongs to, if any.
 pub(crate) fn with_instruments(span: &Span, f: impl FnOnce(&Instruments)) {
+    with_layer(span, |layer| f(&layer.instruments));
+}
+
+/// Runs `f` with the layer (instruments and options) of the pipeline `span`
+/// belongs to, if any.
+pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
     span.with_subscriber(|(_, dispatch)| {
         if let Some(layer) = dispatch.downcast_ref::<InstrumentsLayer>() {
-            f(&layer.instruments);
+            f(layer);
         }
     });
+}
+
+/// Adds a model call's tokens and cost to every step span enclosing `span`.
+pub(crate) fn roll_up(span: &Span, add: Rollup) {
+    with_registry_span(span, |s| {
+        for step in s.scope().skip(1).filter(|s| is_step(s.metadata())) {
+            let mut ext = step.extensions_mut();
+            match ext.get_mut::<Rollup>() {
+                Some(r) => {
+                    r.input_tokens += add.input_tokens;
+                    r.output_tokens += add.output_tokens;
+                    r.cost_usd += add.cost_usd;
+                    r.priced |= add.priced;
+                }
+                None => ext.insert(add),
+            }
+        }
+    });
+}
+
+/// The tokens and cost rolled up onto a step span so far.
+pub(crate) fn rollup_of(span: &Span) -> Option<Rollup> {
+    with_registry_span(span, |s| s.extensions().get::<Rollup>().copied()).flatten()
+}
+
+/// Marks an `#[llm_call]` span as asking for its content to be captured.
+pub(crate) fn request_capture(span: &Span) {
+    with_registry_span(span, |s| s.extensions_mut().replace(CaptureContent));
+}
+
+/// Whether this call asked for its content to be captured.
+pub(crate) fn capture_requested(span: &Span) -> bool {
+    with_registry_span(span, |s| s.extensions().get::<CaptureContent>().is_some()).unwrap_or(false)
 }
 
 fn with_registry_span<T>(

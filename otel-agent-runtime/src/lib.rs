@@ -45,7 +45,12 @@
 
 mod config;
 mod console;
+pub mod content;
+pub mod context;
+pub mod cost;
 mod error;
+pub mod evaluation;
+mod export_health;
 mod guard;
 mod instruments;
 mod layer;
@@ -53,6 +58,10 @@ mod layer;
 #[cfg(feature = "async-openai")]
 pub mod openai;
 mod probe;
+#[cfg(feature = "prometheus")]
+mod prometheus;
+pub mod propagation;
+mod recording;
 mod response;
 pub mod semconv;
 mod stream;
@@ -61,10 +70,13 @@ mod telemetry;
 
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
+pub use guard::COST_ATTRIBUTE;
 pub use instruments::{
-    DURATION_BUCKETS, STEP_ACTIVE, STEP_BUCKETS, STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,
+    DURATION_BUCKETS, EVALUATION_SCORE, LLM_COST, LLM_UNPRICED_CALLS, STEP_ACTIVE, STEP_BUCKETS,
+    STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,
 };
 pub use otel_agent_macros::{agent_step, llm_call};
+pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
 pub use response::{ErrorType, LlmResponse, Usage};
 #[cfg(feature = "tokio")]
 pub use task::spawn;

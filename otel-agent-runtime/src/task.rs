@@ -5,6 +5,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use opentelemetry::context::{FutureExt as _, WithContext};
 use tracing::instrument::{Instrument as _, Instrumented, WithDispatch, WithSubscriber as _};
 use tracing::Span;
 
@@ -45,11 +46,13 @@ pub(crate) fn in_call<F: Future>(future: F, span: &Span) -> InCall<F> {
     }
 }
 
-/// A future that keeps the span and subscriber current where it was created.
-pub type InCurrentContext<F> = WithDispatch<Instrumented<F>>;
+/// A future that keeps the span, subscriber and OpenTelemetry context (with the
+/// [`context`](crate::context) scope) current where it was created.
+pub type InCurrentContext<F> = WithDispatch<Instrumented<WithContext<F>>>;
 
-/// Makes a future carry the current span and subscriber wherever it runs, so the
-/// spans it creates join the current trace under the right parent.
+/// Makes a future carry the current span, subscriber and OpenTelemetry context
+/// wherever it runs, so the spans it creates join the current trace under the
+/// right parent, with the current session, user and tenant.
 ///
 /// ```
 /// use otel_agent_runtime::InCurrentContextExt as _;
@@ -59,9 +62,11 @@ pub type InCurrentContext<F> = WithDispatch<Instrumented<F>>;
 /// # }
 /// ```
 pub trait InCurrentContextExt: Future + Sized {
-    /// Wraps the future in the current span and subscriber.
+    /// Wraps the future in the current span, subscriber and OpenTelemetry context.
     fn in_current_context(self) -> InCurrentContext<Self> {
-        self.in_current_span().with_current_subscriber()
+        self.with_current_context()
+            .in_current_span()
+            .with_current_subscriber()
     }
 }
 

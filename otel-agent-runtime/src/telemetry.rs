@@ -2,9 +2,12 @@
 //! that flushes everything at exit.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{global, InstrumentationScope, KeyValue};
@@ -13,7 +16,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use tracing_core::Subscriber;
@@ -24,9 +27,15 @@ use tracing_subscriber::Layer;
 
 use crate::config::{self, ExporterKind, OtlpSettings, Protocol, SamplerKind, Settings};
 use crate::console::ConsoleSink;
+use crate::cost::PriceTable;
 use crate::error::{InitError, ShutdownError};
+use crate::export_health::{
+    shutdown_summary, stderr_report, CountingMetricExporter, CountingSpanExporter, SignalHealth,
+    WatchedProcessor,
+};
 use crate::instruments::Instruments;
 use crate::layer::InstrumentsLayer;
+use crate::recording::{CaptureMode, RecordingOptions, RecordingOverrides};
 
 const SCOPE: &str = "otel-agent";
 
@@ -54,9 +63,12 @@ pub struct TelemetryBuilder {
     metrics: Option<ExporterKind>,
     metric_interval: Option<Duration>,
     sampler: Option<SamplerKind>,
+    custom_sampler: Option<Box<dyn opentelemetry_sdk::trace::ShouldSample>>,
+    prometheus_address: Option<(String, u16)>,
     shutdown_timeout: Duration,
     processors: Vec<ProcessorFactory>,
     readers: Vec<ReaderInstaller>,
+    recording: RecordingOverrides,
 }
 
 impl Default for TelemetryBuilder {
@@ -71,9 +83,12 @@ impl Default for TelemetryBuilder {
             metrics: None,
             metric_interval: None,
             sampler: None,
+            custom_sampler: None,
+            prometheus_address: None,
             shutdown_timeout: Duration::from_secs(5),
             processors: Vec::new(),
             readers: Vec::new(),
+            recording: RecordingOverrides::default(),
         }
     }
 }
@@ -141,6 +156,40 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Decides which traces are kept with your own sampler, instead of
+    /// [`sampler`](Self::sampler) and `OTEL_TRACES_SAMPLER`. It sees each span's
+    /// name, kind and the attributes set when the span starts (for the macros'
+    /// spans: `gen_ai.operation.name`, `gen_ai.provider.name`,
+    /// `gen_ai.request.model`, `gen_ai.agent.name`, ...), and the parent context,
+    /// whose baggage holds the [`context`](crate::context) scope. Metrics are
+    /// recorded whatever it decides.
+    pub fn with_sampler<S: opentelemetry_sdk::trace::ShouldSample + 'static>(
+        mut self,
+        sampler: S,
+    ) -> Self {
+        self.custom_sampler = Some(Box::new(sampler));
+        self
+    }
+
+    /// Where `/metrics` is served when the metrics exporter is
+    /// [`ExporterKind::Prometheus`] (default `localhost:9464`, or
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` / `OTEL_EXPORTER_PROMETHEUS_PORT`). Port 0
+    /// picks a free port: read it from [`Telemetry::prometheus_addrs`].
+    ///
+    /// ```no_run
+    /// use otel_agent_runtime::ExporterKind;
+    ///
+    /// let _telemetry = otel_agent_runtime::builder()
+    ///     .metrics_exporter(ExporterKind::Prometheus)
+    ///     .prometheus_address("0.0.0.0", 9464)
+    ///     .init()?;
+    /// # Ok::<(), otel_agent_runtime::InitError>(())
+    /// ```
+    pub fn prometheus_address(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.prometheus_address = Some((host.into(), port));
+        self
+    }
+
     /// The longest time the flush at shutdown may take (default 5 s), so that an
     /// unreachable collector never holds up the end of the program longer.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
@@ -182,6 +231,53 @@ impl TelemetryBuilder {
                     .build(),
             )
         }));
+        self
+    }
+
+    /// Records prompts and completions where this says (default: the
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` variable, else nowhere).
+    pub fn capture_message_content(mut self, mode: CaptureMode) -> Self {
+        self.recording.capture = Some(mode);
+        self
+    }
+
+    /// The largest captured message attribute, in bytes (default 16 KiB, or
+    /// `OTEL_AGENT_MAX_CONTENT_BYTES`); longer content is cut, the JSON kept valid.
+    pub fn max_content_bytes(mut self, bytes: usize) -> Self {
+        self.recording.max_content_bytes = Some(bytes);
+        self
+    }
+
+    /// Replaces the redaction applied to captured content and error messages
+    /// (default: [`content::default_redactor`](crate::content::default_redactor)).
+    pub fn redact<F>(mut self, redactor: F) -> Self
+    where
+        F: Fn(&str) -> std::borrow::Cow<'_, str> + Send + Sync + 'static,
+    {
+        self.recording.redactor = Some(Arc::new(redactor));
+        self
+    }
+
+    /// Prices model calls with this table (default: the TOML file named by
+    /// `OTEL_AGENT_PRICES_FILE`, else no cost is recorded).
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.recording.prices = Some(table);
+        self
+    }
+
+    /// Also emits the deprecated `gen_ai.system`, `gen_ai.usage.prompt_tokens` and
+    /// `gen_ai.usage.completion_tokens` for older backends (the same as
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup`).
+    pub fn legacy_semconv_names(mut self, enabled: bool) -> Self {
+        self.recording.legacy_names = Some(enabled);
+        self
+    }
+
+    /// Puts the tenant (`otel_agent.tenant` baggage) on metrics. Off by default:
+    /// every distinct value is a new series in every metric, so allow it only
+    /// when tenants are few.
+    pub fn tenant_on_metrics(mut self, enabled: bool) -> Self {
+        self.recording.tenant_on_metrics = Some(enabled);
         self
     }
 
@@ -230,6 +326,31 @@ impl TelemetryBuilder {
         if let Some(sampler) = self.sampler {
             settings.sampler = sampler;
         }
+        if let Some((host, port)) = &self.prometheus_address {
+            settings.prometheus_host =
+                config::check_listen_host(host).map_err(|expected| InitError::InvalidSetting {
+                    setting: "prometheus_address",
+                    value: host.clone(),
+                    expected,
+                })?;
+            settings.prometheus_port = *port;
+        }
+        if settings.traces == ExporterKind::Prometheus {
+            return Err(InitError::InvalidSetting {
+                setting: "traces_exporter",
+                value: "Prometheus".to_owned(),
+                expected: "`Otlp`, `Console` or `None` (Prometheus takes metrics only)".to_owned(),
+            });
+        }
+        if settings.metrics == ExporterKind::Prometheus && !cfg!(feature = "prometheus") {
+            return Err(InitError::InvalidSetting {
+                setting: "metrics_exporter",
+                value: "Prometheus".to_owned(),
+                expected: "`Otlp`, `Console` or `None`: `Prometheus` needs otel-agent-runtime's \
+                           `prometheus` feature, which this build leaves out"
+                    .to_owned(),
+            });
+        }
         Ok(settings)
     }
 
@@ -237,6 +358,10 @@ impl TelemetryBuilder {
     /// [`Telemetry::layer`] to your own subscriber.
     pub fn build(self) -> Result<Telemetry, InitError> {
         let settings = self.settings()?;
+        let recording = match &self.env {
+            Some(map) => RecordingOptions::resolve(&|k| map.get(k).cloned(), self.recording)?,
+            None => RecordingOptions::resolve(&|k| std::env::var(k).ok(), self.recording)?,
+        };
         if settings.disabled {
             return Ok(Telemetry::disabled());
         }
@@ -255,27 +380,61 @@ impl TelemetryBuilder {
             .with_attributes(attrs.into_iter().map(|(k, v)| KeyValue::new(k, v)))
             .build();
 
+        // Bound before anything starts, so that a taken port fails `init()` cleanly.
+        #[cfg(feature = "prometheus")]
+        let prometheus = match settings.metrics {
+            ExporterKind::Prometheus => Some(crate::prometheus::PrometheusPipeline::bind(
+                &settings.prometheus_host,
+                settings.prometheus_port,
+            )?),
+            _ => None,
+        };
         let needs_runtime = (settings.traces == ExporterKind::Otlp
             && settings.traces_otlp.protocol == Protocol::Grpc)
             || (settings.metrics == ExporterKind::Otlp
-                && settings.metrics_otlp.protocol == Protocol::Grpc);
+                && settings.metrics_otlp.protocol == Protocol::Grpc)
+            || settings.metrics == ExporterKind::Prometheus;
         let export_runtime = if needs_runtime {
             Some(ExportRuntime::start()?)
         } else {
             None
         };
+        let mut health = HealthWatch::default();
 
         let spans_ended = Arc::new(AtomicU64::new(0));
         let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_sampler(sampler(settings.sampler))
+            .with_sampler(
+                self.custom_sampler
+                    .unwrap_or_else(|| Box::new(sampler(settings.sampler))),
+            )
+            .with_span_processor(crate::context::ScopeAttributes)
             .with_span_processor(CountEnded(spans_ended.clone()));
         let mut console = None;
         match settings.traces {
             ExporterKind::Otlp => {
                 let exporter = span_exporter(&settings.traces_otlp, export_runtime.as_ref())?;
+                let batch = settings.batch;
+                let watch = SignalHealth::traces(
+                    shown_endpoint(&settings.traces_otlp, "v1/traces"),
+                    settings.traces_otlp.timeout,
+                    batch.max_queue_size,
+                    batch.max_export_batch_size,
+                    stderr_report(),
+                );
+                let processor =
+                    BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, watch.clone()))
+                        .with_batch_config(
+                            BatchConfigBuilder::default()
+                                .with_max_queue_size(batch.max_queue_size)
+                                .with_max_export_batch_size(batch.max_export_batch_size)
+                                .with_scheduled_delay(batch.schedule_delay)
+                                .build(),
+                        )
+                        .build();
                 tracer_builder = tracer_builder
-                    .with_span_processor(BatchSpanProcessor::builder(exporter).build());
+                    .with_span_processor(WatchedProcessor::new(processor, watch.clone()));
+                health.traces = Some(watch);
             }
             ExporterKind::Console => {
                 let sink = ConsoleSink::default();
@@ -283,7 +442,8 @@ impl TelemetryBuilder {
                     .with_span_processor(BatchSpanProcessor::builder(sink.clone()).build());
                 console = Some(sink);
             }
-            ExporterKind::None => {}
+            // Refused by `settings()`.
+            ExporterKind::None | ExporterKind::Prometheus => {}
         }
         for factory in self.processors {
             tracer_builder = tracer_builder.with_span_processor(BoxedProcessor(factory()));
@@ -294,12 +454,27 @@ impl TelemetryBuilder {
         match settings.metrics {
             ExporterKind::Otlp => {
                 let exporter = metric_exporter(&settings.metrics_otlp, export_runtime.as_ref())?;
+                let watch = SignalHealth::metrics(
+                    shown_endpoint(&settings.metrics_otlp, "v1/metrics"),
+                    settings.metrics_otlp.timeout,
+                    stderr_report(),
+                );
                 meter_builder = meter_builder.with_reader(
-                    PeriodicReader::builder(exporter)
+                    PeriodicReader::builder(CountingMetricExporter::new(exporter, watch.clone()))
                         .with_interval(settings.metric_interval)
                         .build(),
                 );
+                health.metrics = Some(watch);
             }
+            #[cfg(feature = "prometheus")]
+            ExporterKind::Prometheus => {
+                if let (Some(prometheus), Some(runtime)) = (prometheus, export_runtime.as_ref()) {
+                    meter_builder = meter_builder.with_reader(prometheus.reader);
+                    health.prometheus_addrs = prometheus.endpoint.serve(&runtime.handle())?;
+                }
+            }
+            #[cfg(not(feature = "prometheus"))]
+            ExporterKind::Prometheus => {}
             ExporterKind::Console => {
                 let exporter = opentelemetry_stdout::MetricExporter::default();
                 meter_builder = meter_builder.with_reader(
@@ -325,7 +500,9 @@ impl TelemetryBuilder {
                 tracer_provider,
                 meter_provider,
                 instruments,
+                recording: Arc::new(recording),
                 console,
+                health,
                 _export_runtime: export_runtime,
             }),
             spans_ended,
@@ -412,6 +589,71 @@ impl ExportRuntime {
     fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
         self.0.as_ref().map(tokio::runtime::Runtime::enter)
     }
+
+    #[cfg(feature = "prometheus")]
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(rt) => rt.handle().clone(),
+            // Only emptied by `drop`.
+            None => unreachable!("the export runtime is running until dropped"),
+        }
+    }
+}
+
+/// Whether a span or event comes from the crates that carry the exports
+/// themselves (the HTTP/2 and HTTP stacks, the OpenTelemetry SDK). They are not
+/// turned into OpenTelemetry spans: each export would otherwise create spans to
+/// export (h2 alone makes dozens per request), without end, and more so while
+/// the collector is failing. Decided once per call site, so it costs nothing
+/// per span.
+fn is_export_machinery(target: &str) -> bool {
+    const CRATES: [&str; 7] = [
+        "h2",
+        "hyper",
+        "hyper_util",
+        "tonic",
+        "tower",
+        "reqwest",
+        "want",
+    ];
+    let krate = target.split("::").next().unwrap_or(target);
+    CRATES.contains(&krate) || krate.starts_with("opentelemetry")
+}
+
+/// The endpoint as the warnings show it: the configured URL, or the exporter's
+/// default when none is set.
+fn shown_endpoint(settings: &OtlpSettings, path: &str) -> String {
+    settings
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| match settings.protocol {
+            Protocol::Grpc => "http://localhost:4317".to_owned(),
+            Protocol::HttpProtobuf => format!("http://localhost:4318/{path}"),
+        })
+}
+
+/// The delivery counts of the OTLP exporters, and where `/metrics` is served.
+#[derive(Default)]
+struct HealthWatch {
+    traces: Option<Arc<SignalHealth>>,
+    metrics: Option<Arc<SignalHealth>>,
+    prometheus_addrs: Vec<SocketAddr>,
+}
+
+/// Runs one provider's shutdown on its own thread, so that traces and metrics
+/// shut down side by side and the caller can stop waiting at its deadline.
+fn shutdown_in_thread(
+    shutdown: impl FnOnce() -> OTelSdkResult + Send + 'static,
+) -> mpsc::Receiver<OTelSdkResult> {
+    let (done, result) = mpsc::channel();
+    // If no thread can be started, the receiver reports a disconnection and the
+    // provider's own drop shuts it down.
+    let _ = std::thread::Builder::new()
+        .name("otel-agent-shutdown".to_owned())
+        .spawn(move || {
+            let _ = done.send(shutdown());
+        });
+    result
 }
 
 impl Drop for ExportRuntime {
@@ -556,7 +798,9 @@ struct Pipelines {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
     instruments: Arc<Instruments>,
+    recording: Arc<RecordingOptions>,
     console: Option<ConsoleSink>,
+    health: HealthWatch,
     // Only held, and declared last: dropped after the providers that export through it.
     _export_runtime: Option<ExportRuntime>,
 }
@@ -599,6 +843,14 @@ impl Telemetry {
         self.spans_ended.load(Ordering::Relaxed)
     }
 
+    /// The addresses `/metrics` is served on, when the metrics exporter is
+    /// [`ExporterKind::Prometheus`]; empty otherwise.
+    pub fn prometheus_addrs(&self) -> &[SocketAddr] {
+        self.pipelines
+            .as_ref()
+            .map_or(&[], |p| p.health.prometheus_addrs.as_slice())
+    }
+
     /// The `tracing` layer that turns spans into OpenTelemetry spans and lets the
     /// macros record metrics. Add it to a subscriber you build yourself:
     ///
@@ -626,8 +878,12 @@ impl Telemetry {
                 .with_tracer(tracer)
                 .with_level(false)
                 .with_target(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    !is_export_machinery(meta.target())
+                }))
                 .and_then(InstrumentsLayer {
                     instruments: p.instruments.clone(),
+                    options: p.recording.clone(),
                 })
         })
     }
@@ -657,21 +913,39 @@ impl Telemetry {
         let Some(p) = self.pipelines.take() else {
             return Ok(());
         };
+        // Traces and metrics flush side by side, and the whole shutdown ends by
+        // the deadline even when a collector accepts connections and never
+        // answers: what is still in flight then is abandoned (and counted).
+        let timeout = self.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        let tracer_provider = p.tracer_provider.clone();
+        let traces = shutdown_in_thread(move || tracer_provider.shutdown_with_timeout(timeout));
+        let meter_provider = p.meter_provider.clone();
+        let metrics = shutdown_in_thread(move || meter_provider.shutdown_with_timeout(timeout));
         let mut failures = Vec::new();
-        if let Err(e) = p
-            .tracer_provider
-            .shutdown_with_timeout(self.shutdown_timeout)
-        {
-            failures.push(("traces", e.to_string()));
-        }
-        if let Err(e) = p
-            .meter_provider
-            .shutdown_with_timeout(self.shutdown_timeout)
-        {
-            failures.push(("metrics", e.to_string()));
+        for (part, result) in [("traces", traces), ("metrics", metrics)] {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match result.recv_timeout(left) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push((part, e.to_string())),
+                Err(mpsc::RecvTimeoutError::Timeout) => failures.push((
+                    part,
+                    format!("not finished within the {timeout:?} shutdown timeout"),
+                )),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    failures.push((part, "the shutdown thread could not start".to_owned()))
+                }
+            }
         }
         if let Some(console) = &p.console {
             eprint!("{}", console.render());
+        }
+        if let Some(line) = shutdown_summary(
+            p.health.traces.as_deref(),
+            p.health.metrics.as_deref(),
+            timeout,
+        ) {
+            eprintln!("{line}");
         }
         drop(p);
         ShutdownError::new(failures).map_or(Ok(()), Err)

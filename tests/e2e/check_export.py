@@ -553,16 +553,35 @@ def run_checks(exp: Export, args, expected, c: Checker):
                  for m in tok for pt in m.points}
         c.check({"input", "output"} <= types,
                 f"metrics: token.usage has gen_ai.token.type input and output (saw {sorted(map(str, types))})")
+        # Every successful call records one input and one output measurement;
+        # the exports are cumulative, so the last one holds them all, including
+        # those recorded just before exit.
+        for kind in ("input", "output"):
+            total, series = latest_total(
+                tok, point_count, lambda a, k=kind: a.get("gen_ai.token.type") == k)
+            c.check(total == len(ok_chats),
+                    f"metrics: token.usage {kind}: {total} of {len(ok_chats)} measurements "
+                    f"arrived ({series} series; one per OK chat span)")
 
-    shape("otel_agent.step.duration", unit="s")
+    steps = [s for s in exp.spans if s.name.startswith(STEP_PREFIXES)]
+    step_duration = shape("otel_agent.step.duration", unit="s")
+    if step_duration:
+        total, series = latest_total(step_duration, point_count)
+        c.check(total == len(steps),
+                f"metrics: otel_agent.step.duration: {total} of {len(steps)} measurements "
+                f"arrived ({series} series; one per step span)")
     calls = shape("otel_agent.step.calls", "sum", monotonic=True)
     if calls:
-        steps = [s for s in exp.spans if s.name.startswith(STEP_PREFIXES)]
         total, series = latest_total(calls, point_number)
         c.check(total == len(steps),
                 f"metrics: otel_agent.step.calls total {total} ({series} series) == "
                 f"invoke_agent+execute_tool+invoke_workflow spans received {len(steps)}")
-    shape("otel_agent.step.active", "sum", monotonic=False)
+    active = shape("otel_agent.step.active", "sum", monotonic=False)
+    if active:
+        total, series = latest_total(active, point_number)
+        c.check(total == 0,
+                f"metrics: otel_agent.step.active is back to 0 in the last export ({total}, "
+                f"{series} series): the export at exit arrived")
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,267 @@
+//! The real async-openai client against any OpenAI-compatible server (OpenAI,
+//! Azure, vLLM, Ollama, LiteLLM, ...), instrumented with `#[llm_call]` and
+//! `#[agent_step]`: usage, response model and id, finish reasons, `error.type`,
+//! request settings and `server.address`/`server.port` with no glue code.
+//!
+//! ```sh
+//! python3 tests/openai_server/server.py --port 8089 &   # a canned local server
+//! cargo run --example openai                             # trace tree + run summary at exit
+//!
+//! OPENAI_BASE_URL=https://api.openai.com/v1 OPENAI_API_KEY=sk-... cargo run --example openai
+//! OPENAI_BASE_URL=http://127.0.0.1:11434/v1 OPENAI_MODEL=llama3.2 cargo run --example openai  # Ollama
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example openai             # to a collector
+//! ```
+//!
+//! One agent step runs three model calls: a chat call in a small tool loop (the
+//! model asks for `get_weather`, the tool runs, the model answers), a streamed
+//! call printed as it arrives (usage from the final chunk), and a call the server
+//! refuses with 429 (`please fail` is the canned server's cue), which the agent
+//! handles.
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage, ChatCompletionRequestToolMessageArgs,
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    CreateChatCompletionResponse, FunctionObjectArgs,
+};
+use async_openai::Client;
+use otel_agent_runtime::openai::{self, ChatStreamSummary};
+use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse};
+use std::io::Write as _;
+
+const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8089/v1";
+
+/// A thin client wrapper, as most agent code bases have one.
+struct Model {
+    client: Client<OpenAIConfig>,
+    name: String,
+}
+
+impl Model {
+    fn request(
+        &self,
+        messages: Vec<ChatCompletionRequestMessage>,
+    ) -> CreateChatCompletionRequestArgs {
+        let mut args = CreateChatCompletionRequestArgs::default();
+        args.model(&self.name)
+            .messages(messages)
+            .temperature(0.2)
+            .max_completion_tokens(200_u32);
+        args
+    }
+
+    /// One chat completion. The span `chat {model}` gets the usage, response
+    /// model, id and finish reasons from the returned response by itself.
+    #[llm_call(model = self.name, provider = "openai")]
+    async fn chat(
+        &self,
+        request: CreateChatCompletionRequest,
+    ) -> Result<CreateChatCompletionResponse, OpenAIError> {
+        openai::record_client(&self.client); // server.address, server.port
+        openai::record_request(&request); // temperature, max_tokens, ...
+        self.client.chat().create(request).await
+    }
+
+    /// A streamed chat completion, printed as it arrives and summarised for the span.
+    #[llm_call(model = self.name, provider = "openai")]
+    async fn chat_stream(
+        &self,
+        request: CreateChatCompletionRequest,
+    ) -> Result<ChatStreamSummary, OpenAIError> {
+        openai::record_client(&self.client);
+        openai::record_request(&request);
+        let summary =
+            ChatStreamSummary::collect_with(self.client.chat().create_stream(request), |chunk| {
+                for choice in &chunk.choices {
+                    print!("{}", choice.delta.content.as_deref().unwrap_or(""));
+                }
+                let _ = std::io::stdout().flush();
+            })
+            .await;
+        println!();
+        summary
+    }
+}
+
+#[agent_step(kind = tool, name = "get_weather", description = "Current weather for a city")]
+async fn get_weather(arguments: &str) -> Result<String, serde_json::Error> {
+    let args: serde_json::Value = serde_json::from_str(arguments)?;
+    let city = args["city"]
+        .as_str()
+        .or(args["query"].as_str())
+        .unwrap_or("somewhere");
+    Ok(format!("{city}: 21 °C, clear sky"))
+}
+
+fn weather_tool() -> Result<ChatCompletionTools, OpenAIError> {
+    Ok(ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObjectArgs::default()
+            .name("get_weather")
+            .description("Current weather for a city")
+            .parameters(serde_json::json!({
+                "type": "object",
+                "properties": { "city": { "type": "string" } },
+                "required": ["city"],
+            }))
+            .build()?,
+    }))
+}
+
+fn usage_line(response: &impl LlmResponse) -> String {
+    match response.usage() {
+        Some(u) => format!(
+            "{} in / {} out tokens, model {}, finish {:?}",
+            u.input_tokens.unwrap_or_default(),
+            u.output_tokens.unwrap_or_default(),
+            response.response_model().unwrap_or("?"),
+            response.finish_reasons(),
+        ),
+        None => "usage not reported".to_owned(),
+    }
+}
+
+/// The chat call in a tool loop: ask, run the tools the model asks for, ask again.
+async fn ask_with_tools(
+    model: &Model,
+    question: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut messages: Vec<ChatCompletionRequestMessage> = vec![
+        ChatCompletionRequestSystemMessage::from("You are a concise assistant.").into(),
+        ChatCompletionRequestUserMessage::from(question).into(),
+    ];
+    for _ in 0..4 {
+        let request = model
+            .request(messages.clone())
+            .tools(vec![weather_tool()?])
+            .build()?;
+        let response = model.chat(request).await?;
+        println!("  [chat] {}", usage_line(&response));
+        let Some(choice) = response.choices.into_iter().next() else {
+            return Err("the model returned no choice".into());
+        };
+        let calls: Vec<ChatCompletionMessageToolCall> = choice
+            .message
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|call| match call {
+                ChatCompletionMessageToolCalls::Function(call) => Some(call),
+                ChatCompletionMessageToolCalls::Custom(_) => None,
+            })
+            .collect();
+        if calls.is_empty() {
+            return Ok(choice.message.content.unwrap_or_default());
+        }
+        messages.push(
+            ChatCompletionRequestAssistantMessageArgs::default()
+                .tool_calls(
+                    calls
+                        .iter()
+                        .cloned()
+                        .map(ChatCompletionMessageToolCalls::Function)
+                        .collect::<Vec<_>>(),
+                )
+                .build()?
+                .into(),
+        );
+        for call in calls {
+            let result = get_weather(&call.function.arguments).await?;
+            println!(
+                "  [tool] {}({}) -> {result}",
+                call.function.name, call.function.arguments
+            );
+            messages.push(
+                ChatCompletionRequestToolMessageArgs::default()
+                    .content(result)
+                    .tool_call_id(call.id)
+                    .build()?
+                    .into(),
+            );
+        }
+    }
+    Err("the model kept calling tools".into())
+}
+
+#[agent_step(
+    agent = "assistant",
+    description = "Answers with a tool, streams, survives a 429"
+)]
+async fn assistant(model: &Model) -> Result<(), Box<dyn std::error::Error>> {
+    println!("1. chat with a tool");
+    let answer = ask_with_tools(model, "What is the weather in Paris?").await?;
+    println!("  answer: {answer}");
+
+    println!("2. streamed chat (usage in the final chunk)");
+    print!("  ");
+    let request = model
+        .request(vec![ChatCompletionRequestUserMessage::from(
+            "Write one sentence about observability.",
+        )
+        .into()])
+        .stream_options(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+        })
+        .build()?;
+    let summary = model.chat_stream(request).await?;
+    println!(
+        "  [stream] {} chunks, first after {:?}; {}",
+        summary.chunks(),
+        summary.time_to_first_chunk().unwrap_or_default(),
+        usage_line(&summary)
+    );
+
+    println!("3. a call the server refuses");
+    let request = model
+        .request(vec![ChatCompletionRequestUserMessage::from(
+            "please fail: this call is rate limited",
+        )
+        .into()])
+        .build()?;
+    match model.chat(request).await {
+        Ok(response) => println!("  unexpectedly answered: {}", usage_line(&response)),
+        Err(e) => println!(
+            "  failed as expected (error.type = {}): {e}",
+            e.error_type()
+        ),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let telemetry = otel_agent_runtime::builder()
+        .default_service_name("openai-example")
+        .init()?;
+
+    let base_url = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| DEFAULT_BASE_URL.into());
+    let api_key = std::env::var("OPENAI_API_KEY").unwrap_or_else(|_| "sk-local-dummy".into());
+    let model = Model {
+        client: Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(&base_url)
+                .with_api_key(api_key),
+        ),
+        name: std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
+    };
+    println!("model {} at {base_url}", model.name);
+
+    let outcome = assistant(&model).await;
+    if let Err(e) = &outcome {
+        eprintln!("openai example failed: {e}");
+        if base_url == DEFAULT_BASE_URL {
+            eprintln!(
+                "is the local server running? python3 tests/openai_server/server.py --port 8089"
+            );
+        }
+    }
+    // With no OTEL_EXPORTER_OTLP_ENDPOINT this prints the trace tree and run summary.
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("otel-agent: {e}");
+    }
+    outcome
+}

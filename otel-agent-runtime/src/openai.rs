@@ -1,0 +1,771 @@
+//! [async-openai](https://docs.rs/async-openai/0.43) support, behind the `async-openai`
+//! feature: `#[llm_call]` reads its chat-completion responses with no glue code.
+//!
+//! - [`LlmResponse`] for `CreateChatCompletionResponse` (usage, response model, id,
+//!   finish reasons), for one stream chunk (`CreateChatCompletionStreamResponse`),
+//!   for a `Vec` or slice of chunks, and for [`ChatStreamSummary`], which reads a
+//!   stream to its end as it arrives and keeps what the telemetry needs.
+//! - [`ErrorType`] for `OpenAIError`: `error.type` is the HTTP status (`429`, `500`)
+//!   for an API error, a short class otherwise (see its impl).
+//! - [`record_request`] (temperature, max tokens, top_p, penalties, seed, stop
+//!   sequences, choice count) and [`record_client`] / [`record_server`]
+//!   (`server.address`, `server.port`), for the current `#[llm_call]` span.
+//!
+//! It works with any OpenAI-compatible endpoint the client points at (OpenAI, Azure,
+//! vLLM, Ollama, LiteLLM, ...).
+//!
+//! ```no_run
+//! use async_openai::config::OpenAIConfig;
+//! use async_openai::error::OpenAIError;
+//! use async_openai::types::chat::{CreateChatCompletionRequest, CreateChatCompletionResponse};
+//! use async_openai::Client;
+//! use otel_agent_runtime::{llm_call, openai};
+//!
+//! #[llm_call(model = request.model, provider = "openai")]
+//! async fn chat(
+//!     client: &Client<OpenAIConfig>,
+//!     request: CreateChatCompletionRequest,
+//! ) -> Result<CreateChatCompletionResponse, OpenAIError> {
+//!     openai::record_client(client); // server.address, server.port
+//!     openai::record_request(&request); // gen_ai.request.temperature, ...
+//!     client.chat().create(request).await
+//! }
+//! ```
+//!
+//! Streaming: read the stream inside the `#[llm_call]` function and return a
+//! [`ChatStreamSummary`] (it implements [`LlmResponse`]; usage comes from the final
+//! chunk, which the server sends when `stream_options.include_usage` is set):
+//!
+//! ```no_run
+//! # use async_openai::{config::OpenAIConfig, error::OpenAIError, Client};
+//! # use async_openai::types::chat::CreateChatCompletionRequest;
+//! use otel_agent_runtime::openai::ChatStreamSummary;
+//! use otel_agent_runtime::{llm_call, openai};
+//!
+//! #[llm_call(model = request.model, provider = "openai")]
+//! async fn chat_stream(
+//!     client: &Client<OpenAIConfig>,
+//!     request: CreateChatCompletionRequest,
+//! ) -> Result<ChatStreamSummary, OpenAIError> {
+//!     openai::record_client(client);
+//!     openai::record_request(&request);
+//!     ChatStreamSummary::collect_with(client.chat().create_stream(request), |chunk| {
+//!         for choice in &chunk.choices {
+//!             print!("{}", choice.delta.content.as_deref().unwrap_or(""));
+//!         }
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! **Versions.** The impls are for async-openai 0.43. Your own dependency must be
+//! the same minor version (`async-openai = "0.43"`), or the types are different
+//! types to the compiler and `#[llm_call]` silently records no usage for them
+//! (`cargo tree -d -i async-openai` shows a duplicate). Enable a TLS backend in
+//! your dependency (its default, `rustls`, needs no system OpenSSL); this crate
+//! enables none.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use async_openai::config::Config;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatChoiceStream, CompletionUsage, CreateChatCompletionRequest, CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse, FinishReason, StopConfiguration,
+};
+use async_openai::Client;
+use futures_core::Stream;
+use opentelemetry::{Array, KeyValue, StringValue, Value};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::response::{ErrorType, LlmResponse, Usage};
+use crate::semconv;
+
+/// Names of request settings that `crate::semconv` does not list, taken from the
+/// conventions crate (never retyped).
+#[allow(deprecated)]
+mod names {
+    use opentelemetry_semantic_conventions::attribute as a;
+    pub const CHOICE_COUNT: &str = a::GEN_AI_REQUEST_CHOICE_COUNT;
+    pub const FREQUENCY_PENALTY: &str = a::GEN_AI_REQUEST_FREQUENCY_PENALTY;
+    pub const PRESENCE_PENALTY: &str = a::GEN_AI_REQUEST_PRESENCE_PENALTY;
+    pub const SEED: &str = a::GEN_AI_REQUEST_SEED;
+    pub const STOP_SEQUENCES: &str = a::GEN_AI_REQUEST_STOP_SEQUENCES;
+}
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+/// The conventions' `gen_ai.response.finish_reasons` value of a finish reason.
+pub fn finish_reason_name(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::ContentFilter => "content_filter",
+        FinishReason::FunctionCall => "function_call",
+    }
+}
+
+/// Prompt and completion tokens, with the cached, cache-write and reasoning
+/// details when the server reports them.
+impl From<&CompletionUsage> for Usage {
+    fn from(u: &CompletionUsage) -> Self {
+        let mut usage = Usage::new(u.prompt_tokens.into(), u.completion_tokens.into());
+        if let Some(details) = &u.prompt_tokens_details {
+            if let Some(cached) = details.cached_tokens {
+                usage = usage.with_cache_read(cached.into());
+            }
+            if let Some(written) = details
+                .cache_write_tokens
+                .and_then(|t| u64::try_from(t).ok())
+            {
+                usage = usage.with_cache_creation(written);
+            }
+        }
+        if let Some(reasoning) = u
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|d| d.reasoning_tokens)
+        {
+            usage = usage.with_reasoning(reasoning.into());
+        }
+        usage
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A chat completion: usage, model, id and one finish reason per choice.
+impl LlmResponse for CreateChatCompletionResponse {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(Usage::from)
+    }
+    fn response_model(&self) -> Option<&str> {
+        non_empty(&self.model)
+    }
+    fn response_id(&self) -> Option<&str> {
+        non_empty(&self.id)
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        self.choices
+            .iter()
+            .filter_map(|c| c.finish_reason)
+            .map(finish_reason_name)
+            .collect()
+    }
+}
+
+/// One stream chunk. Only the final chunk of a stream requested with
+/// `stream_options.include_usage` carries usage; only the chunk that ends a choice
+/// carries its finish reason. To read a whole stream, see [`ChatStreamSummary`].
+impl LlmResponse for CreateChatCompletionStreamResponse {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(Usage::from)
+    }
+    fn response_model(&self) -> Option<&str> {
+        non_empty(&self.model)
+    }
+    fn response_id(&self) -> Option<&str> {
+        non_empty(&self.id)
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        self.choices
+            .iter()
+            .filter_map(|c| c.finish_reason)
+            .map(finish_reason_name)
+            .collect()
+    }
+}
+
+/// All the chunks of a stream, e.g. collected with `TryStreamExt::try_collect`:
+/// usage from the last chunk that has it, model and id from the first, one finish
+/// reason per choice (in choice order).
+impl LlmResponse for [CreateChatCompletionStreamResponse] {
+    fn usage(&self) -> Option<Usage> {
+        self.iter()
+            .rev()
+            .find_map(|c| c.usage.as_ref())
+            .map(Usage::from)
+    }
+    fn response_model(&self) -> Option<&str> {
+        self.iter().find_map(|c| non_empty(&c.model))
+    }
+    fn response_id(&self) -> Option<&str> {
+        self.iter().find_map(|c| non_empty(&c.id))
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        let by_choice: BTreeMap<u32, FinishReason> = self
+            .iter()
+            .flat_map(|c| &c.choices)
+            .filter_map(|c| Some((c.index, c.finish_reason?)))
+            .collect();
+        by_choice.into_values().map(finish_reason_name).collect()
+    }
+}
+
+/// The same as for a slice of chunks.
+impl LlmResponse for Vec<CreateChatCompletionStreamResponse> {
+    fn usage(&self) -> Option<Usage> {
+        self.as_slice().usage()
+    }
+    fn response_model(&self) -> Option<&str> {
+        self.as_slice().response_model()
+    }
+    fn response_id(&self) -> Option<&str> {
+        self.as_slice().response_id()
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        self.as_slice().finish_reasons()
+    }
+}
+
+/// `error.type` of an async-openai error, low-cardinality by construction:
+///
+/// | error | `error.type` |
+/// |---|---|
+/// | the API answered with an error status | the status code: `429`, `400`, `500`, ... |
+/// | HTTP failure with a status | the status code |
+/// | HTTP timeout / connection failure / other | `timeout` / `connection` / `http` |
+/// | a body that does not parse | `invalid_response` |
+/// | a broken event stream | `stream` |
+/// | a request the client refused to send | `invalid_argument` |
+/// | reading or saving a file | `file` |
+///
+/// The span's status message is the error's text (the API's own message).
+impl ErrorType for OpenAIError {
+    fn error_type(&self) -> Cow<'static, str> {
+        #[allow(unreachable_patterns)] // variants that exist only with some features
+        match self {
+            OpenAIError::ApiError(e) => e.status_code.as_u16().to_string().into(),
+            OpenAIError::Reqwest(e) => match e.status() {
+                Some(status) => status.as_u16().to_string().into(),
+                None if e.is_timeout() => "timeout".into(),
+                None if e.is_connect() => "connection".into(),
+                None => "http".into(),
+            },
+            OpenAIError::JSONDeserialize(..) => "invalid_response".into(),
+            OpenAIError::StreamError(_) => "stream".into(),
+            OpenAIError::InvalidArgument(_) => "invalid_argument".into(),
+            OpenAIError::FileSaveError(_) | OpenAIError::FileReadError(_) => "file".into(),
+            _ => "other".into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming
+// ---------------------------------------------------------------------------
+
+/// One tool call of a streamed choice, put together from its deltas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamedToolCall {
+    /// The position of the call in the choice's list of calls.
+    pub index: u32,
+    /// The call's id, to answer it with a tool message.
+    pub id: String,
+    /// The function's name.
+    pub name: String,
+    /// The arguments, as JSON text (the model's, not validated).
+    pub arguments: String,
+}
+
+/// One choice of a stream, put together from its deltas.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct StreamedChoice {
+    /// The choice's index (`0` unless the request asked for `n` > 1).
+    pub index: u32,
+    /// The text, all deltas appended.
+    pub content: String,
+    /// The refusal text, if the model refused.
+    pub refusal: Option<String>,
+    /// The tool calls, in order.
+    pub tool_calls: Vec<StreamedToolCall>,
+    /// Why generation stopped, from the chunk that ended the choice.
+    pub finish_reason: Option<FinishReason>,
+}
+
+impl StreamedChoice {
+    fn push(&mut self, chunk: &ChatChoiceStream) {
+        let delta = &chunk.delta;
+        if let Some(text) = &delta.content {
+            self.content.push_str(text);
+        }
+        if let Some(text) = &delta.refusal {
+            self.refusal.get_or_insert_with(String::new).push_str(text);
+        }
+        for call in delta.tool_calls.iter().flatten() {
+            let i = match self
+                .tool_calls
+                .binary_search_by_key(&call.index, |c| c.index)
+            {
+                Ok(i) => i,
+                Err(i) => {
+                    let call = StreamedToolCall {
+                        index: call.index,
+                        ..StreamedToolCall::default()
+                    };
+                    self.tool_calls.insert(i, call);
+                    i
+                }
+            };
+            let slot = &mut self.tool_calls[i];
+            if let Some(id) = &call.id {
+                slot.id.clone_from(id);
+            }
+            if let Some(function) = &call.function {
+                if let Some(name) = &function.name {
+                    slot.name.push_str(name);
+                }
+                if let Some(arguments) = &function.arguments {
+                    slot.arguments.push_str(arguments);
+                }
+            }
+        }
+        if chunk.finish_reason.is_some() {
+            self.finish_reason = chunk.finish_reason;
+        }
+    }
+}
+
+/// A streamed chat completion read to its end: the text and tool calls of each
+/// choice, the finish reasons, the response id and model, and the usage of the
+/// final chunk. It implements [`LlmResponse`], so an `#[llm_call]` function that
+/// consumes the stream and returns it records the same attributes and token
+/// metrics as a non-streamed call.
+///
+/// On the first chunk it also records, on the current span,
+/// `gen_ai.request.stream = true` and `gen_ai.response.time_to_first_chunk` (in
+/// seconds, from when the summary was created: create it, or call
+/// [`collect`](Self::collect), before the request is sent).
+///
+/// The server sends usage only when asked, in one extra chunk at the end:
+///
+/// ```
+/// use async_openai::types::chat::{ChatCompletionStreamOptions, CreateChatCompletionRequestArgs};
+///
+/// let request = CreateChatCompletionRequestArgs::default()
+///     .model("gpt-4o-mini")
+///     .messages(vec![])
+///     .stream_options(ChatCompletionStreamOptions {
+///         include_usage: Some(true),
+///         include_obfuscation: None,
+///     })
+///     .build()?;
+/// # Ok::<(), async_openai::error::OpenAIError>(())
+/// ```
+///
+/// Without it (or when the stream breaks before the end) the usage is unknown and
+/// no token metric is recorded.
+#[derive(Debug, Clone)]
+pub struct ChatStreamSummary {
+    started: Instant,
+    time_to_first_chunk: Option<Duration>,
+    chunks: usize,
+    id: String,
+    model: String,
+    choices: Vec<StreamedChoice>,
+    usage: Option<CompletionUsage>,
+}
+
+impl Default for ChatStreamSummary {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChatStreamSummary {
+    /// An empty summary; its clock for the time to first chunk starts now.
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            time_to_first_chunk: None,
+            chunks: 0,
+            id: String::new(),
+            model: String::new(),
+            choices: Vec::new(),
+            usage: None,
+        }
+    }
+
+    /// Sends the request (`client.chat().create_stream(request)`) and reads the
+    /// stream to its end. The first error, from the request or the stream, is
+    /// returned as is.
+    pub async fn collect<F, S>(open: F) -> Result<Self, OpenAIError>
+    where
+        F: Future<Output = Result<S, OpenAIError>>,
+        S: Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + Unpin,
+    {
+        Self::collect_with(open, |_| {}).await
+    }
+
+    /// As [`collect`](Self::collect), calling `on_chunk` with each chunk as it
+    /// arrives (to print the text as it is generated, for example).
+    pub async fn collect_with<F, S>(
+        open: F,
+        mut on_chunk: impl FnMut(&CreateChatCompletionStreamResponse),
+    ) -> Result<Self, OpenAIError>
+    where
+        F: Future<Output = Result<S, OpenAIError>>,
+        S: Stream<Item = Result<CreateChatCompletionStreamResponse, OpenAIError>> + Unpin,
+    {
+        let mut summary = Self::new();
+        let mut stream = open.await?;
+        while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await
+        {
+            let chunk = chunk?;
+            summary.push(&chunk);
+            on_chunk(&chunk);
+        }
+        Ok(summary)
+    }
+
+    /// Adds one chunk, for a loop of your own over the stream.
+    pub fn push(&mut self, chunk: &CreateChatCompletionStreamResponse) {
+        if self.chunks == 0 {
+            let elapsed = self.started.elapsed();
+            self.time_to_first_chunk = Some(elapsed);
+            let span = Span::current();
+            span.set_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
+            span.set_attribute(
+                semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                elapsed.as_secs_f64(),
+            );
+        }
+        self.chunks += 1;
+        if self.id.is_empty() {
+            self.id.clone_from(&chunk.id);
+        }
+        if self.model.is_empty() {
+            self.model.clone_from(&chunk.model);
+        }
+        if let Some(usage) = &chunk.usage {
+            self.usage = Some(usage.clone());
+        }
+        for choice in &chunk.choices {
+            let i = match self
+                .choices
+                .binary_search_by_key(&choice.index, |c| c.index)
+            {
+                Ok(i) => i,
+                Err(i) => {
+                    let new = StreamedChoice {
+                        index: choice.index,
+                        ..StreamedChoice::default()
+                    };
+                    self.choices.insert(i, new);
+                    i
+                }
+            };
+            self.choices[i].push(choice);
+        }
+    }
+
+    /// The text of the first choice (empty if there was none).
+    pub fn content(&self) -> &str {
+        self.choices.first().map_or("", |c| c.content.as_str())
+    }
+
+    /// Every choice, by index.
+    pub fn choices(&self) -> &[StreamedChoice] {
+        &self.choices
+    }
+
+    /// The usage of the final chunk, when the server sent it.
+    pub fn completion_usage(&self) -> Option<&CompletionUsage> {
+        self.usage.as_ref()
+    }
+
+    /// The response id (the same in every chunk).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The model that answered.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// How many chunks arrived.
+    pub fn chunks(&self) -> usize {
+        self.chunks
+    }
+
+    /// From the summary's creation to the first chunk.
+    pub fn time_to_first_chunk(&self) -> Option<Duration> {
+        self.time_to_first_chunk
+    }
+}
+
+impl LlmResponse for ChatStreamSummary {
+    fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(Usage::from)
+    }
+    fn response_model(&self) -> Option<&str> {
+        non_empty(&self.model)
+    }
+    fn response_id(&self) -> Option<&str> {
+        non_empty(&self.id)
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        self.choices
+            .iter()
+            .filter_map(|c| c.finish_reason)
+            .map(finish_reason_name)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/// The request settings the conventions name, read from a request.
+///
+/// `gen_ai.request.model` is not among them: `#[llm_call(model = ...)]` sets it
+/// when the span starts, as sampling needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RequestParams {
+    /// `gen_ai.request.temperature`.
+    pub temperature: Option<f64>,
+    /// `gen_ai.request.top_p`.
+    pub top_p: Option<f64>,
+    /// `gen_ai.request.max_tokens`: `max_completion_tokens`, else the older `max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `gen_ai.request.frequency_penalty`.
+    pub frequency_penalty: Option<f64>,
+    /// `gen_ai.request.presence_penalty`.
+    pub presence_penalty: Option<f64>,
+    /// `gen_ai.request.seed`.
+    pub seed: Option<i64>,
+    /// `gen_ai.request.stop_sequences`.
+    pub stop_sequences: Vec<String>,
+    /// `gen_ai.request.choice.count`, only when it is not 1 (as the conventions ask).
+    pub choice_count: Option<u64>,
+}
+
+/// `0.7_f32` as `0.7_f64`, not `0.699999988079071`: the value the user wrote.
+fn widen(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+impl RequestParams {
+    /// Reads the settings of a chat-completion request.
+    #[allow(deprecated)] // `max_tokens` and `seed` are deprecated upstream, still sent
+    pub fn of(request: &CreateChatCompletionRequest) -> Self {
+        Self {
+            temperature: request.temperature.map(widen),
+            top_p: request.top_p.map(widen),
+            max_tokens: request
+                .max_completion_tokens
+                .or(request.max_tokens)
+                .map(u64::from),
+            frequency_penalty: request.frequency_penalty.map(widen),
+            presence_penalty: request.presence_penalty.map(widen),
+            seed: request.seed,
+            stop_sequences: match &request.stop {
+                Some(StopConfiguration::String(s)) => vec![s.clone()],
+                Some(StopConfiguration::StringArray(v)) => v.clone(),
+                None => Vec::new(),
+            },
+            choice_count: request.n.filter(|&n| n != 1).map(u64::from),
+        }
+    }
+
+    /// The settings as attributes, leaving out those not set.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = Vec::new();
+        let mut float = |key: &'static str, v: Option<f64>| {
+            if let Some(v) = v {
+                attrs.push(KeyValue::new(key, v));
+            }
+        };
+        float(semconv::GEN_AI_REQUEST_TEMPERATURE, self.temperature);
+        float(semconv::GEN_AI_REQUEST_TOP_P, self.top_p);
+        float(names::FREQUENCY_PENALTY, self.frequency_penalty);
+        float(names::PRESENCE_PENALTY, self.presence_penalty);
+        // Integers as i64: the exporters' integer type.
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(v) = self.max_tokens {
+            attrs.push(KeyValue::new(semconv::GEN_AI_REQUEST_MAX_TOKENS, int(v)));
+        }
+        if let Some(v) = self.seed {
+            attrs.push(KeyValue::new(names::SEED, v));
+        }
+        if let Some(v) = self.choice_count {
+            attrs.push(KeyValue::new(names::CHOICE_COUNT, int(v)));
+        }
+        if !self.stop_sequences.is_empty() {
+            let stops: Vec<StringValue> = self
+                .stop_sequences
+                .iter()
+                .cloned()
+                .map(StringValue::from)
+                .collect();
+            attrs.push(KeyValue::new(
+                names::STOP_SEQUENCES,
+                Value::Array(Array::String(stops)),
+            ));
+        }
+        attrs
+    }
+
+    /// Sets the attributes on `span`.
+    pub fn record(&self, span: &Span) {
+        for kv in self.attributes() {
+            span.set_attribute(kv.key, kv.value);
+        }
+    }
+}
+
+/// Records the request's settings (temperature, max tokens, top_p, penalties, seed,
+/// stop sequences, choice count) on the current span: call it first thing in an
+/// `#[llm_call]` function. Settings the request leaves out are not recorded.
+pub fn record_request(request: &CreateChatCompletionRequest) {
+    RequestParams::of(request).record(&Span::current());
+}
+
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/// The host and port of a base URL, as `server.address` and `server.port` want
+/// them: `https://api.openai.com/v1` is `("api.openai.com", 443)`,
+/// `http://[::1]:8000/v1` is `("::1", 8000)`. `None` when the URL has no host.
+pub fn server_of(base_url: &str) -> Option<(String, u16)> {
+    let uri: http::Uri = base_url.trim().parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    let port = uri.port_u16().or(match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => Some(443),
+        Some(s) if s.eq_ignore_ascii_case("http") => Some(80),
+        _ => None,
+    })?;
+    Some((host.to_owned(), port))
+}
+
+/// Records `server.address` and `server.port` of `base_url` (e.g.
+/// `http://127.0.0.1:8000/v1`) on the current span. Does nothing if the URL has no
+/// host.
+pub fn record_server(base_url: &str) {
+    if let Some((address, port)) = server_of(base_url) {
+        let span = Span::current();
+        span.set_attribute(semconv::SERVER_ADDRESS, address);
+        span.set_attribute(semconv::SERVER_PORT, i64::from(port));
+    }
+}
+
+/// Records `server.address` and `server.port` of the client's base URL (its
+/// config's `api_base`, which `OPENAI_BASE_URL` sets) on the current span.
+pub fn record_client<C: Config>(client: &Client<C>) {
+    record_server(client.config().api_base());
+}
+
+// The guides in docs/ are compiled as documentation tests, so their examples
+// cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/custom-clients.md")]
+pub struct CustomClientsGuide;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/migration.md")]
+pub struct MigrationGuide;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_come_from_base_urls() {
+        let s = |u: &str| server_of(u);
+        assert_eq!(
+            s("https://api.openai.com/v1"),
+            Some(("api.openai.com".into(), 443))
+        );
+        assert_eq!(
+            s("http://127.0.0.1:8089/v1"),
+            Some(("127.0.0.1".into(), 8089))
+        );
+        assert_eq!(s("http://localhost/v1"), Some(("localhost".into(), 80)));
+        assert_eq!(s("http://[::1]:8000/v1"), Some(("::1".into(), 8000)));
+        assert_eq!(
+            s("HTTPS://my.openai.azure.com"),
+            Some(("my.openai.azure.com".into(), 443))
+        );
+        assert_eq!(s("/v1"), None);
+        assert_eq!(s("not a url"), None);
+    }
+
+    #[test]
+    fn floats_keep_the_value_written() {
+        assert_eq!(widen(0.7), 0.7);
+        assert_eq!(widen(1.0), 1.0);
+        assert_eq!(widen(0.95), 0.95);
+    }
+
+    #[test]
+    fn usage_details_map_to_the_conventions() {
+        let u = CompletionUsage {
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            total_tokens: 120,
+            prompt_tokens_details: Some(async_openai::types::chat::PromptTokensDetails {
+                cached_tokens: Some(64),
+                ..Default::default()
+            }),
+            completion_tokens_details: Some(async_openai::types::chat::CompletionTokensDetails {
+                reasoning_tokens: Some(8),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            Usage::from(&u),
+            Usage::new(100, 20).with_cache_read(64).with_reasoning(8)
+        );
+    }
+
+    #[test]
+    fn request_settings_become_attributes() {
+        let request = CreateChatCompletionRequest {
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_completion_tokens: Some(256),
+            n: Some(1),
+            stop: Some(StopConfiguration::String("END".into())),
+            ..Default::default()
+        };
+        let params = RequestParams::of(&request);
+        assert_eq!(params.temperature, Some(0.2));
+        assert_eq!(params.top_p, Some(0.9));
+        assert_eq!(params.max_tokens, Some(256));
+        assert_eq!(params.choice_count, None);
+        assert_eq!(params.stop_sequences, vec!["END".to_owned()]);
+        let keys: Vec<String> = params
+            .attributes()
+            .iter()
+            .map(|kv| kv.key.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "gen_ai.request.temperature",
+                "gen_ai.request.top_p",
+                "gen_ai.request.max_tokens",
+                "gen_ai.request.stop_sequences"
+            ]
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Prompts and completions are never exported without opt-in; with opt-in they
+//! follow the conventions' JSON, are redacted and stay valid when truncated.
+
+use opentelemetry_sdk::metrics::InMemoryMetricExporter;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+use otel_agent_runtime::content::{self, Message};
+use otel_agent_runtime::{
+    agent_step, llm_call, CaptureMode, ExporterKind, LlmResponse, TelemetryBuilder, Usage,
+};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const CANARY: &str = "CANARY-7f3a9c-do-not-export";
+
+struct Reply(String);
+
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(10, 5))
+    }
+}
+
+#[llm_call(model = "gpt-4o", provider = "openai")]
+fn ask(prompt: &str) -> Result<Reply, String> {
+    content::record_system_instructions(&format!("You are helpful. {CANARY}"));
+    content::record_input(&[Message::user(prompt)]);
+    let answer = format!("echo: {prompt}");
+    content::record_output(&[Message::assistant(&answer).finish_reason("stop")]);
+    if prompt.contains("fail") {
+        // An error message that quotes the secret the user pasted.
+        return Err(format!("rejected: api_key=sk-live-{CANARY}"));
+    }
+    Ok(Reply(answer))
+}
+
+#[agent_step(agent = "assistant")]
+fn run(question: &str) -> Result<String, String> {
+    let reply = ask(question)?;
+    let _ = ask("please fail");
+    Ok(reply.0)
+}
+
+struct Exported {
+    spans: String,
+    metrics: String,
+    console: String,
+}
+
+fn run_with(configure: impl FnOnce(TelemetryBuilder) -> TelemetryBuilder) -> Exported {
+    let spans = InMemorySpanExporter::default();
+    let metrics = InMemoryMetricExporter::default();
+    let builder = otel_agent_runtime::builder()
+        .env(Vec::<(String, String)>::new())
+        .traces_exporter(ExporterKind::Console)
+        .metrics_exporter(ExporterKind::None)
+        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
+        .with_metric_exporter(metrics.clone());
+    let telemetry = configure(builder).build().unwrap();
+    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    tracing::subscriber::with_default(subscriber, || run(&format!("summarise {CANARY} please")))
+        .unwrap();
+    telemetry.force_flush().unwrap();
+    Exported {
+        spans: format!("{:?}", spans.get_finished_spans().unwrap()),
+        metrics: format!("{:?}", metrics.get_finished_metrics().unwrap()),
+        console: telemetry.console_report().unwrap(),
+    }
+}
+
+#[test]
+fn without_opt_in_not_one_byte_of_a_prompt_is_exported() {
+    let out = run_with(|b| b);
+    assert!(out.spans.contains("chat gpt-4o"), "the calls were recorded");
+    for (what, text) in [
+        ("spans", &out.spans),
+        ("metrics", &out.metrics),
+        ("console", &out.console),
+    ] {
+        assert!(!text.contains(CANARY), "the canary leaked into {what}");
+        assert!(
+            !text.contains("gen_ai.input.messages"),
+            "content attributes in {what}"
+        );
+    }
+}
+
+#[test]
+fn with_opt_in_content_is_recorded_as_semconv_json_and_redacted() {
+    let out = run_with(|b| b.capture_message_content(CaptureMode::SpanOnly));
+    assert!(out.spans.contains("gen_ai.input.messages"), "{}", out.spans);
+    assert!(out.spans.contains("gen_ai.output.messages"));
+    assert!(out.spans.contains("gen_ai.system_instructions"));
+    // The canary is content, so it is there now: the test above can fail.
+    assert!(out.spans.contains(CANARY));
+    // The key in the error message is scrubbed by the default redactor.
+    assert!(!out.spans.contains("sk-live-"), "{}", out.spans);
+    assert!(out.spans.contains("api_key=[REDACTED]"), "{}", out.spans);
+}
+
+#[test]
+fn captured_messages_follow_the_schema_and_stay_valid_json_when_cut() {
+    let spans = InMemorySpanExporter::default();
+    let telemetry = otel_agent_runtime::builder()
+        .env([
+            ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
+            ("OTEL_AGENT_MAX_CONTENT_BYTES", "200"),
+        ])
+        .traces_exporter(ExporterKind::None)
+        .metrics_exporter(ExporterKind::None)
+        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    let long = "word ".repeat(500);
+    tracing::subscriber::with_default(subscriber, || ask(&long)).unwrap();
+    let finished = spans.get_finished_spans().unwrap();
+    let span = finished.iter().find(|s| s.name == "chat gpt-4o").unwrap();
+    let input = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == "gen_ai.input.messages")
+        .map(|kv| kv.value.as_str().into_owned())
+        .expect("captured");
+    assert!(input.len() <= 200, "{}", input.len());
+    let parsed: serde_json::Value =
+        serde_json::from_str(&input).expect("valid JSON after truncation");
+    assert_eq!(parsed[0]["role"], "user");
+    assert_eq!(parsed[0]["parts"][0]["type"], "text");
+    assert!(parsed[0]["parts"][0]["content"]
+        .as_str()
+        .unwrap()
+        .ends_with("…[truncated]"));
+}
+
+#[test]
+fn a_bad_capture_value_is_an_init_error() {
+    let err = otel_agent_runtime::builder()
+        .env([(
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+            "yes please",
+        )])
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+            && err.contains("SPAN_AND_EVENT"),
+        "{err}"
+    );
+}

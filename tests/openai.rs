@@ -1,0 +1,485 @@
+//! The real async-openai client against a local OpenAI-compatible server
+//! (`tests/openai_server/server.py`, Python standard library only): real HTTP, real
+//! JSON, real server-sent events. Checks what `#[llm_call]` records from the
+//! client's own types with no glue code: usage (from the final stream chunk when
+//! streaming), response model and id, finish reasons, request settings,
+//! `server.address`/`server.port`, and `error.type` on a 429.
+//!
+//! Each test starts its own server on a free port and stops it when it ends. The
+//! tests are skipped, saying so, only when `python3` is not installed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    CreateChatCompletionResponse, CreateChatCompletionStreamResponse, FinishReason,
+    FunctionObjectArgs,
+};
+use async_openai::Client;
+use common::{attr, f64_histogram_points, harness, point_attrs, span_named, u64_histogram_points};
+use futures::TryStreamExt as _;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::{StringValue, Value};
+use otel_agent_runtime::openai::{self, ChatStreamSummary};
+use otel_agent_runtime::{agent_step, llm_call};
+
+const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_server/server.py");
+const MODEL: &str = "gpt-4o-mini";
+const RESPONSE_MODEL: &str = "gpt-4o-mini-2024-07-18";
+
+/// The canned server, stopped (killed and reaped) when dropped. It also exits on
+/// its own when its standard input closes, i.e. when this process ends.
+struct Server {
+    child: Child,
+    base_url: String,
+    port: u16,
+}
+
+impl Server {
+    /// Starts the server, or returns `None` (after saying why) without python3.
+    fn start() -> Option<Self> {
+        let spawned = Command::new("python3")
+            // async-openai retries a 429 three times, waiting `retry-after` each time.
+            .args([
+                SERVER,
+                "--port",
+                "0",
+                "--retry-after",
+                "0",
+                "--exit-on-stdin-eof",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!("SKIPPED: python3 is not installed; tests/openai.rs needs it to run tests/openai_server/server.py");
+                return None;
+            }
+            Err(e) => panic!("cannot start {SERVER}: {e}"),
+        };
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30));
+        let base_url = match line.as_deref().map(str::trim) {
+            Ok(l) if l.starts_with("READY ") => l["READY ".len()..].to_owned(),
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not report READY: {other:?}");
+            }
+        };
+        let port = base_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches("/v1").parse().ok())
+            .expect("a port in the READY line");
+        Some(Self {
+            child,
+            base_url,
+            port,
+        })
+    }
+
+    fn client(&self) -> Client<OpenAIConfig> {
+        Client::with_config(
+            OpenAIConfig::new()
+                .with_api_base(&self.base_url)
+                .with_api_key("sk-test"),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(prompt: &str) -> CreateChatCompletionRequestArgs {
+    let mut args = CreateChatCompletionRequestArgs::default();
+    args.model(MODEL)
+        .messages(vec![ChatCompletionRequestUserMessage::from(prompt).into()]);
+    args
+}
+
+fn with_usage() -> ChatCompletionStreamOptions {
+    ChatCompletionStreamOptions {
+        include_usage: Some(true),
+        include_obfuscation: None,
+    }
+}
+
+#[llm_call(model = request.model, provider = "openai")]
+async fn chat(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<CreateChatCompletionResponse, OpenAIError> {
+    openai::record_client(client);
+    openai::record_request(&request);
+    client.chat().create(request).await
+}
+
+#[llm_call(model = request.model, provider = "openai")]
+async fn chat_stream(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<ChatStreamSummary, OpenAIError> {
+    openai::record_client(client);
+    openai::record_request(&request);
+    ChatStreamSummary::collect(client.chat().create_stream(request)).await
+}
+
+/// The chunks collected as they are, with no summary type.
+#[llm_call(model = request.model, provider = "openai")]
+async fn chat_chunks(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<Vec<CreateChatCompletionStreamResponse>, OpenAIError> {
+    client
+        .chat()
+        .create_stream(request)
+        .await?
+        .try_collect()
+        .await
+}
+
+fn i(v: i64) -> Option<Value> {
+    Some(Value::I64(v))
+}
+
+fn strings(v: &[&str]) -> Option<Value> {
+    Some(Value::Array(
+        v.iter()
+            .map(|s| StringValue::from(s.to_string()))
+            .collect::<Vec<_>>()
+            .into(),
+    ))
+}
+
+/// `(token type, count, sum)` of every token-usage point.
+fn token_points(h: &common::Harness) -> Vec<(String, u64, u64)> {
+    let metrics = h.metrics();
+    let Some(tokens) = metrics.get("gen_ai.client.token.usage") else {
+        return Vec::new();
+    };
+    let mut points: Vec<_> = u64_histogram_points(tokens)
+        .into_iter()
+        .map(|p| {
+            (
+                point_attrs(p.attributes())["gen_ai.token.type"].clone(),
+                p.count(),
+                p.sum(),
+            )
+        })
+        .collect();
+    points.sort();
+    points
+}
+
+#[test]
+fn a_chat_completion_records_usage_model_id_finish_reason_request_and_server() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    // 6 prompt words; the answer "Canned answer to: <prompt>" has 9.
+    let req = request("Say hello in three words please")
+        .temperature(0.2)
+        .top_p(0.9)
+        .max_completion_tokens(50_u32)
+        .build()
+        .unwrap();
+    let response = h.block_on(chat(&client, req)).expect("the server answers");
+    assert_eq!(
+        response.choices[0].message.content.as_deref(),
+        Some("Canned answer to: Say hello in three words please")
+    );
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(span.span_kind, SpanKind::Client);
+    assert_eq!(span.status, Status::Unset);
+    assert_eq!(attr(span, "gen_ai.request.model"), Some(MODEL.into()));
+    assert_eq!(attr(span, "gen_ai.provider.name"), Some("openai".into()));
+    assert_eq!(
+        attr(span, "gen_ai.response.model"),
+        Some(RESPONSE_MODEL.into())
+    );
+    assert!(response.id.starts_with("chatcmpl-"));
+    assert_eq!(
+        attr(span, "gen_ai.response.id"),
+        Some(response.id.clone().into())
+    );
+    assert_eq!(
+        attr(span, "gen_ai.response.finish_reasons"),
+        strings(&["stop"])
+    );
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), i(6));
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), i(9));
+    assert_eq!(attr(span, "gen_ai.usage.cache_read.input_tokens"), i(0));
+    assert_eq!(attr(span, "gen_ai.usage.reasoning.output_tokens"), i(0));
+    assert_eq!(
+        attr(span, "gen_ai.request.temperature"),
+        Some(Value::F64(0.2))
+    );
+    assert_eq!(attr(span, "gen_ai.request.top_p"), Some(Value::F64(0.9)));
+    assert_eq!(attr(span, "gen_ai.request.max_tokens"), i(50));
+    assert_eq!(attr(span, "server.address"), Some("127.0.0.1".into()));
+    assert_eq!(attr(span, "server.port"), i(server.port.into()));
+    assert_eq!(attr(span, "gen_ai.request.stream"), None);
+    assert_eq!(attr(span, "error.type"), None);
+
+    let metrics = h.metrics();
+    let duration = metrics.expect("gen_ai.client.operation.duration");
+    let points = f64_histogram_points(duration);
+    assert_eq!(points.len(), 1);
+    let attrs = point_attrs(points[0].attributes());
+    assert_eq!(attrs["gen_ai.response.model"], RESPONSE_MODEL);
+    assert_eq!(attrs["gen_ai.request.model"], MODEL);
+    assert!(!attrs.contains_key("error.type"));
+    assert_eq!(
+        token_points(&h),
+        vec![("input".into(), 1, 6), ("output".into(), 1, 9)]
+    );
+}
+
+#[test]
+fn a_streamed_completion_takes_usage_from_the_final_chunk() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    // 2 prompt words; max 3 completion tokens cuts the answer: finish reason `length`.
+    let req = request("hello there")
+        .max_completion_tokens(3_u32)
+        .stream_options(with_usage())
+        .build()
+        .unwrap();
+    let summary = h
+        .block_on(chat_stream(&client, req))
+        .expect("the stream is read");
+    assert_eq!(summary.content(), "Canned answer to:");
+    assert_eq!(
+        summary.choices()[0].finish_reason,
+        Some(FinishReason::Length)
+    );
+    assert_eq!(summary.model(), RESPONSE_MODEL);
+    // role chunk, 2 content chunks, finish chunk, usage chunk
+    assert_eq!(summary.chunks(), 5);
+    assert_eq!(summary.completion_usage().map(|u| u.total_tokens), Some(5));
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), i(2));
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), i(3));
+    assert_eq!(
+        attr(span, "gen_ai.response.finish_reasons"),
+        strings(&["length"])
+    );
+    assert_eq!(
+        attr(span, "gen_ai.response.id"),
+        Some(summary.id().to_owned().into())
+    );
+    assert_eq!(
+        attr(span, "gen_ai.response.model"),
+        Some(RESPONSE_MODEL.into())
+    );
+    assert_eq!(attr(span, "gen_ai.request.stream"), Some(Value::Bool(true)));
+    assert_eq!(attr(span, "gen_ai.request.max_tokens"), i(3));
+    assert_eq!(attr(span, "server.port"), i(server.port.into()));
+    match attr(span, "gen_ai.response.time_to_first_chunk") {
+        Some(Value::F64(s)) => assert!(s > 0.0 && s < 30.0, "time to first chunk {s}"),
+        other => panic!("time to first chunk: {other:?}"),
+    }
+    assert_eq!(
+        token_points(&h),
+        vec![("input".into(), 1, 2), ("output".into(), 1, 3)]
+    );
+}
+
+#[test]
+fn a_stream_without_include_usage_records_no_token_counts() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("hello there").build().unwrap();
+    let summary = h.block_on(chat_stream(&client, req)).unwrap();
+    assert_eq!(summary.content(), "Canned answer to: hello there");
+    assert_eq!(summary.completion_usage(), None);
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), None);
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), None);
+    assert_eq!(
+        attr(span, "gen_ai.response.finish_reasons"),
+        strings(&["stop"])
+    );
+    assert_eq!(token_points(&h), vec![], "counts are never invented");
+}
+
+#[test]
+fn chunks_collected_into_a_vec_are_read_as_one_response() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("one two three four five six seven eight nine ten")
+        .stream_options(with_usage())
+        .build()
+        .unwrap();
+    let chunks = h.block_on(chat_chunks(&client, req)).unwrap();
+    assert!(chunks.len() > 3);
+    assert!(chunks.last().unwrap().usage.is_some());
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), i(10));
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), i(13));
+    // More than 8 prompt words: the server reports 2 of them cached.
+    assert_eq!(attr(span, "gen_ai.usage.cache_read.input_tokens"), i(2));
+    assert_eq!(
+        attr(span, "gen_ai.response.finish_reasons"),
+        strings(&["stop"])
+    );
+}
+
+#[test]
+fn a_rate_limited_call_fails_with_error_type_429_and_no_tokens() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("please fail now").build().unwrap();
+    let err = h.block_on(chat(&client, req)).unwrap_err();
+    match &err {
+        OpenAIError::ApiError(e) => {
+            assert_eq!(e.status_code.as_u16(), 429);
+            assert_eq!(e.api_error.code.as_deref(), Some("rate_limit_exceeded"));
+        }
+        other => panic!("expected an API error, got {other:?}"),
+    }
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "error.type"), Some("429".into()));
+    match &span.status {
+        Status::Error { description } => {
+            assert!(description.contains("Rate limit reached"), "{description}")
+        }
+        other => panic!("status {other:?}"),
+    }
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), None);
+    assert_eq!(attr(span, "gen_ai.response.model"), None);
+    assert_eq!(attr(span, "server.address"), Some("127.0.0.1".into()));
+
+    let metrics = h.metrics();
+    let points = f64_histogram_points(metrics.expect("gen_ai.client.operation.duration"));
+    assert_eq!(point_attrs(points[0].attributes())["error.type"], "429");
+    assert_eq!(token_points(&h), vec![]);
+}
+
+#[test]
+fn a_failing_stream_request_fails_the_call() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("please fail while streaming").build().unwrap();
+    let err = h.block_on(chat_stream(&client, req)).unwrap_err();
+    assert!(matches!(err, OpenAIError::ApiError(_)), "{err:?}");
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "error.type"), Some("429".into()));
+}
+
+#[test]
+fn a_server_that_is_down_is_a_connection_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("http://127.0.0.1:{port}/v1"))
+            .with_api_key("sk-test"),
+    );
+    let h = harness();
+    let err = h
+        .block_on(chat(&client, request("hi").build().unwrap()))
+        .unwrap_err();
+    assert!(matches!(err, OpenAIError::Reqwest(_)), "{err:?}");
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "error.type"), Some("connection".into()));
+    assert_eq!(attr(span, "server.port"), i(port.into()));
+}
+
+#[agent_step(kind = tool, name = "get_weather")]
+async fn get_weather(arguments: &str) -> Result<String, serde_json::Error> {
+    let args: serde_json::Value = serde_json::from_str(arguments)?;
+    Ok(format!("{}: 21 °C", args["query"].as_str().unwrap_or("?")))
+}
+
+#[agent_step(agent = "assistant")]
+async fn tool_round(client: &Client<OpenAIConfig>) -> Result<String, Box<dyn std::error::Error>> {
+    let tool = ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObjectArgs::default().name("get_weather").build()?,
+    });
+    let req = request("weather in Paris")
+        .tools(vec![tool])
+        .stream_options(with_usage())
+        .build()?;
+    let summary = chat_stream(client, req).await?;
+    let call = &summary.choices()[0].tool_calls[0];
+    assert_eq!(call.name, "get_weather");
+    assert!(call.id.starts_with("call_"), "{call:?}");
+    Ok(get_weather(&call.arguments).await?)
+}
+
+#[test]
+fn streamed_tool_calls_are_put_together_and_spans_nest_under_the_agent() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let result = h.block_on(tool_round(&client)).unwrap();
+    assert_eq!(result, "weather in Paris: 21 °C");
+
+    let spans = h.finished_spans();
+    let agent = span_named(&spans, "invoke_agent assistant");
+    let llm = span_named(&spans, "chat gpt-4o-mini");
+    let tool = span_named(&spans, "execute_tool get_weather");
+    assert_eq!(llm.parent_span_id, agent.span_context.span_id());
+    assert_eq!(tool.parent_span_id, agent.span_context.span_id());
+    assert_eq!(
+        attr(llm, "gen_ai.response.finish_reasons"),
+        strings(&["tool_calls"])
+    );
+}

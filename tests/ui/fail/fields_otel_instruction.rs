@@ -1,0 +1,6 @@
+use otel_agent_runtime::agent_step;
+
+#[agent_step(fields(otel.name = "custom"))]
+fn research() {}
+
+fn main() {}

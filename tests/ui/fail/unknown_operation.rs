@@ -1,0 +1,6 @@
+use otel_agent_runtime::llm_call;
+
+#[llm_call(model = "gpt-4o", operation = chta)]
+fn complete() {}
+
+fn main() {}
