@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use otel_agent_runtime::context;
 use otel_agent_runtime::cost::{Price, PriceTable};
 use otel_agent_runtime::evaluation::{self, Evaluation};
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse, Usage};
@@ -204,6 +205,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = otel_agent_runtime::builder()
         .default_service_name("crew-demo")
         .prices(prices)
+        // Two tenants here, so a per-tenant cost series is cheap; ids never are.
+        .tenant_on_metrics(true)
         .init()?;
 
     let gpt = StandInModel::new("gpt-4o");
@@ -217,7 +220,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ];
     for i in 0..iterations {
         let topic = topics[i as usize % topics.len()];
-        match run_crew(&gpt, &claude, topic).await {
+        // Every span of the run carries the session, user and tenant (W3C baggage).
+        let scope = context::scope()
+            .session_id(format!("session-{}", i + 1))
+            .user_id("demo-user")
+            .tenant(["acme", "globex"][i as usize % 2]);
+        match scope.instrument(run_crew(&gpt, &claude, topic)).await {
             Ok(article) => println!("[{}/{iterations}] {topic}: {article}", i + 1),
             Err(e) => println!("[{}/{iterations}] {topic}: failed: {e}", i + 1),
         }
