@@ -147,3 +147,29 @@ fn a_bad_capture_value_is_an_init_error() {
         "{err}"
     );
 }
+
+#[llm_call(model = "gpt-4o", capture_content = true)]
+fn ask_captured(prompt: &str) -> String {
+    content::record_input(&[Message::user(prompt)]);
+    prompt.to_owned()
+}
+
+#[test]
+fn one_call_can_opt_in_while_capture_is_off_for_the_process() {
+    let spans = InMemorySpanExporter::default();
+    let telemetry = otel_agent_runtime::builder()
+        .env(Vec::<(String, String)>::new())
+        .traces_exporter(ExporterKind::None)
+        .metrics_exporter(ExporterKind::None)
+        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        ask_captured("captured on purpose");
+        let _ = ask("not captured");
+    });
+    let finished = format!("{:?}", spans.get_finished_spans().unwrap());
+    assert!(finished.contains("captured on purpose"), "{finished}");
+    assert!(!finished.contains("not captured"), "{finished}");
+}

@@ -56,7 +56,12 @@ fn a_sync_panic_ends_the_span_as_an_error_and_propagates() {
     let spans = h.finished_spans();
     let span = span_named(&spans, "invoke_agent sync_panicker");
     assert_eq!(attr(span, "error.type"), Some("panic".into()));
-    assert!(matches!(span.status, Status::Error { .. }));
+    assert_eq!(
+        span.status,
+        Status::Error {
+            description: "panicked: sync boom".into()
+        }
+    );
     assert_eq!(
         step_outcomes(&h),
         vec![("failure".into(), "panic".into(), 1)]

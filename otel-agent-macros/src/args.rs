@@ -74,6 +74,8 @@ fn example(key: &str) -> &'static str {
         "model" => "model = \"gpt-4o\"",
         "provider" => "provider = \"openai\"",
         "operation" => "operation = chat",
+        "capture_content" => "capture_content = true",
+        "stream" => "stream",
         "fields" => "fields(app.query_len = query.len())",
         "skip" => "skip(client)",
         "skip_all" => "skip_all",
@@ -329,13 +331,24 @@ pub(crate) struct LlmArgs {
     pub model: Model,
     pub provider: Option<LitStr>,
     pub operation: &'static str,
+    /// Capture this call's messages even when capture is off for the process.
+    pub capture_content: bool,
+    /// The function returns a stream, under a name the macro cannot see through
+    /// (a type alias of `Pin<Box<dyn Stream<..>>>`).
+    pub stream: bool,
     pub common: Common,
 }
 
 const COMMON_KEYS: &[&str] = &["fields", "skip", "skip_all", "metric_attributes"];
 const STEP_KEYS: &[&str] = &["kind", "agent", "name", "description"];
 const STEP_KINDS: &[&str] = &["agent", "tool", "workflow"];
-const LLM_KEYS: &[&str] = &["model", "provider", "operation"];
+const LLM_KEYS: &[&str] = &[
+    "model",
+    "provider",
+    "operation",
+    "capture_content",
+    "stream",
+];
 /// The `gen_ai.operation.name` values that describe a call to a model.
 const LLM_OPERATIONS: &[&str] = &["chat", "text_completion", "generate_content", "embeddings"];
 
@@ -476,6 +489,31 @@ fn unknown_argument(key: &str, known: &[&str], macro_name: &str) -> String {
 // ---------------------------------------------------------------------------
 // Values
 // ---------------------------------------------------------------------------
+
+/// `key` alone (true) or `key = true | false`.
+fn bool_value(arg: RawArg, errors: &mut Errors) -> Option<bool> {
+    let key = arg.key.to_string();
+    match arg.value {
+        RawValue::Flag => Some(true),
+        RawValue::Assign(Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        })) => Some(b.value),
+        RawValue::Assign(other) => {
+            errors.at(
+                &other,
+                format!("`{key}` takes `true` or `false`, e.g. `{}`", example(&key)),
+            );
+            None
+        }
+        RawValue::List(_) => {
+            errors.at(
+                &arg.key,
+                format!("`{key}` takes `true` or `false`, e.g. `{}`", example(&key)),
+            );
+            None
+        }
+    }
+}
 
 /// A non-empty string literal, or an error saying what to write.
 fn string_value(arg: RawArg, errors: &mut Errors) -> Option<LitStr> {
@@ -1126,6 +1164,12 @@ impl LlmArgs {
         let operation = given.take("operation").and_then(|(arg, at)| {
             choice(arg, LLM_OPERATIONS, llm_operation_hint, given.errors(at))
         });
+        let capture_content = given
+            .take("capture_content")
+            .and_then(|(arg, at)| bool_value(arg, given.errors(at)));
+        let stream = given
+            .take("stream")
+            .and_then(|(arg, at)| bool_value(arg, given.errors(at)));
         let common = parse_common(
             &mut given,
             cx,
@@ -1149,6 +1193,8 @@ impl LlmArgs {
             model: model?,
             provider,
             operation: operation.unwrap_or("chat"),
+            capture_content: capture_content.unwrap_or(false),
+            stream: stream.unwrap_or(false),
             common,
         })
     }

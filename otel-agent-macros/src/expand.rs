@@ -52,9 +52,15 @@ pub(crate) fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Expands `#[llm_call(args)] item`.
 pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand("llm_call", args, item, |args, cx, errors, _| {
+    expand("llm_call", args, item, |args, cx, errors, function| {
         let args = LlmArgs::parse(args, cx, errors)?;
-        Some(llm_instrumentation(&args))
+        // A stream the signature spells out, or one the user declares (`stream`)
+        // behind a type alias, which can only be a boxed stream.
+        let stream = function
+            .and_then(Function::stream_item)
+            .map(|(item, boxed)| (Some(item), boxed))
+            .or(args.stream.then_some((None, true)));
+        Some(llm_instrumentation(&args, stream))
     })
 }
 
@@ -63,6 +69,9 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 struct Instrumentation {
     prologue: TokenStream,
     finish: TokenStream,
+    /// For an `#[llm_call]` returning a stream: the chunk type (when written
+    /// out) and whether the stream is boxed. The call lasts until the stream ends.
+    stream: Option<(Option<Type>, bool)>,
 }
 
 fn expand(
@@ -145,8 +154,39 @@ fn tail(
     instrumentation: &Instrumentation,
     locals: &Locals,
 ) -> TokenStream {
-    let Locals { result, .. } = locals;
+    let Locals { result, guard, .. } = locals;
     let annotation = annotation.map(|ty| quote!(: #ty));
+    if let Some((item, boxed)) = &instrumentation.stream {
+        let chunk = match item {
+            Some(item) => quote!(chunk: &#item),
+            None => quote!(chunk),
+        };
+        // The guard goes with the stream: the call ends when the stream does.
+        let wrapped = quote! {
+            {
+                #[allow(unused_imports)]
+                use ::otel_agent_runtime::__private::{
+                    OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
+                    OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
+                };
+                ::otel_agent_runtime::__private::LlmStream::new(#guard, #result, |#chunk| {
+                    (
+                        (&&&&&::otel_agent_runtime::__private::Probe(chunk)).__otel_outcome(),
+                        (&&::otel_agent_runtime::__private::Probe(chunk)).__otel_response(),
+                    )
+                })
+            }
+        };
+        let wrapped = if *boxed {
+            quote!(::std::boxed::Box::pin(#wrapped))
+        } else {
+            wrapped
+        };
+        return quote! {
+            let #result #annotation = #call;
+            #wrapped
+        };
+    }
     let finish = &instrumentation.finish;
     quote! {
         let #result #annotation = #call;
@@ -226,14 +266,16 @@ fn sync_body(
 ) -> TokenStream {
     let stmts = function.body.as_ref().map(|b| &b.stmts);
     let guard = &locals.guard;
-    // `in_scope` takes an `FnOnce`, so the body may return borrows of its
-    // captures (`&mut self.field`).
+    // `in_call` enters the span and takes an `FnOnce`, so the body may return
+    // borrows of its captures (`&mut self.field`); it notes a panic's message
+    // on the span before letting the panic continue.
     let ty = function
         .nameable_return_type()
         .cloned()
         .or_else(|| unit_for_default(function));
     let hint = output_hint(ty.as_ref(), locals);
-    let call = quote!(#guard.span().in_scope(move || { #hint #stmts }));
+    let call =
+        quote!(::otel_agent_runtime::__private::in_call(#guard.span(), move || { #hint #stmts }));
     let prologue = &instrumentation.prologue;
     let tail = tail(call, ty.as_ref(), instrumentation, locals);
     quote!(#prologue #tail)
@@ -346,10 +388,14 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
             #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
         }
     };
-    Instrumentation { prologue, finish }
+    Instrumentation {
+        prologue,
+        finish,
+        stream: None,
+    }
 }
 
-fn llm_instrumentation(args: &LlmArgs) -> Instrumentation {
+fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> Instrumentation {
     let Locals { guard, result, .. } = Locals::new();
     let hidden = Span::mixed_site();
     let model = format_ident!("__otel_agent_model", span = hidden);
@@ -376,6 +422,7 @@ fn llm_instrumentation(args: &LlmArgs) -> Instrumentation {
     };
     let fields = extra_fields(&args.common);
     let attributes = metric_attributes(&args.common);
+    let capture = args.capture_content.then(|| quote!(.capture_content()));
     let prologue = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
@@ -392,7 +439,7 @@ fn llm_instrumentation(args: &LlmArgs) -> Instrumentation {
             ::otel_agent_runtime::__llm_call_span!(
                 #span_name, #name_value, #operation, #provider_var, #model.as_str() #fields
             ),
-        );
+        ) #capture;
     };
     let finish = quote! {
         {
@@ -407,7 +454,11 @@ fn llm_instrumentation(args: &LlmArgs) -> Instrumentation {
             );
         }
     };
-    Instrumentation { prologue, finish }
+    Instrumentation {
+        prologue,
+        finish,
+        stream,
+    }
 }
 
 fn first_span(tokens: &impl ToTokens) -> Span {

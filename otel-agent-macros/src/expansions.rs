@@ -123,3 +123,16 @@ fn mistakes_leave_the_function_as_written() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+#[test]
+fn llm_call_returning_a_stream() {
+    let out = expand::llm_call(
+        quote!(model = "gpt-4o", capture_content),
+        quote! {
+            fn chat_stream(prompt: &str) -> impl Stream<Item = Result<Chunk, Error>> + Send {
+                client().stream(prompt)
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

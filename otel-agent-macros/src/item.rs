@@ -187,6 +187,16 @@ impl Function {
     }
 
     /// Whether the function returns `!`.
+    /// When the function returns a stream of chunks: the chunk type, and whether
+    /// the stream is boxed (`Pin<Box<dyn Stream<Item = T>>>`, `BoxStream<'_, T>`)
+    /// rather than `impl Stream<Item = T>`.
+    pub(crate) fn stream_item(&self) -> Option<(Type, bool)> {
+        let ReturnType::Type(_, ty) = &self.sig.output else {
+            return None;
+        };
+        stream_item_of(ty)
+    }
+
     pub(crate) fn diverges(&self) -> bool {
         matches!(&self.sig.output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)))
     }
@@ -318,5 +328,71 @@ fn future_output(output: &ReturnType) -> Option<Type> {
     match output {
         ReturnType::Type(_, ty) => in_type(ty),
         ReturnType::Default => None,
+    }
+}
+
+/// `Item = T` of a `Stream` bound among `bounds`.
+fn stream_bound_item<'a>(
+    bounds: impl IntoIterator<Item = &'a syn::TypeParamBound>,
+) -> Option<Type> {
+    bounds.into_iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let last = t.path.segments.last()?;
+        if last.ident != "Stream" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::AssocType(assoc) if assoc.ident == "Item" => {
+                Some(assoc.ty.clone())
+            }
+            _ => None,
+        })
+    })
+}
+
+fn stream_item_of(ty: &Type) -> Option<(Type, bool)> {
+    match ty {
+        Type::ImplTrait(t) => stream_bound_item(&t.bounds).map(|item| (item, false)),
+        Type::Paren(p) => stream_item_of(&p.elem),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            let types = args.args.iter().filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            });
+            match last.ident.to_string().as_str() {
+                // futures' aliases: `BoxStream<'a, T>`, `LocalBoxStream<'a, T>`.
+                "BoxStream" | "LocalBoxStream" => types.last().map(|t| (t.clone(), true)),
+                "Pin" => {
+                    let inner = types.into_iter().next()?;
+                    let Type::Path(boxed) = inner else {
+                        return None;
+                    };
+                    let last = boxed.path.segments.last()?;
+                    if last.ident != "Box" {
+                        return None;
+                    }
+                    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                        return None;
+                    };
+                    args.args.iter().find_map(|a| match a {
+                        syn::GenericArgument::Type(Type::TraitObject(o)) => {
+                            stream_bound_item(&o.bounds).map(|item| (item, true))
+                        }
+                        _ => None,
+                    })
+                }
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

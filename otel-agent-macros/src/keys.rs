@@ -209,12 +209,22 @@ const ERROR_TYPE: Reserved = reserved(
     "error.type",
     "the macro, when the call returns `Err`, panics or is cancelled",
 );
+const ROLLED_UP: &str = "the macro: the tokens of the model calls made under the step, summed";
+const INPUT_ROLLUP: Reserved = reserved("gen_ai.usage.input_tokens", ROLLED_UP);
+const OUTPUT_ROLLUP: Reserved = reserved("gen_ai.usage.output_tokens", ROLLED_UP);
+const COST: Reserved = reserved(
+    "otel_agent.cost.usd",
+    "the macro, from the configured price table",
+);
 
 /// Span fields of `#[agent_step]` (by kind) and `#[llm_call]`.
 pub(crate) const AGENT_SPAN_KEYS: &[Reserved] = &[
     reserved("gen_ai.operation.name", "`kind`"),
     reserved("gen_ai.agent.name", "`agent = \"...\"`"),
     reserved("gen_ai.agent.description", "`description = \"...\"`"),
+    INPUT_ROLLUP,
+    OUTPUT_ROLLUP,
+    COST,
     ERROR_TYPE,
 ];
 pub(crate) const TOOL_SPAN_KEYS: &[Reserved] = &[
@@ -222,11 +232,17 @@ pub(crate) const TOOL_SPAN_KEYS: &[Reserved] = &[
     reserved("gen_ai.tool.name", "`name = \"...\"`"),
     reserved("gen_ai.tool.type", "the macro (always `function`)"),
     reserved("gen_ai.tool.description", "`description = \"...\"`"),
+    INPUT_ROLLUP,
+    OUTPUT_ROLLUP,
+    COST,
     ERROR_TYPE,
 ];
 pub(crate) const WORKFLOW_SPAN_KEYS: &[Reserved] = &[
     reserved("gen_ai.operation.name", "`kind`"),
     reserved("gen_ai.workflow.name", "`name = \"...\"`"),
+    INPUT_ROLLUP,
+    OUTPUT_ROLLUP,
+    COST,
     ERROR_TYPE,
 ];
 const FROM_RESPONSE: &str = "the return value, through `LlmResponse`";
@@ -242,6 +258,21 @@ pub(crate) const LLM_SPAN_KEYS: &[Reserved] = &[
     reserved("gen_ai.usage.cache_read.input_tokens", FROM_RESPONSE),
     reserved("gen_ai.usage.cache_creation.input_tokens", FROM_RESPONSE),
     reserved("gen_ai.usage.reasoning.output_tokens", FROM_RESPONSE),
+    reserved(
+        "gen_ai.request.stream",
+        "the macro, when the function returns a stream",
+    ),
+    reserved(
+        "gen_ai.response.time_to_first_chunk",
+        "the macro, when the function returns a stream",
+    ),
+    reserved("gen_ai.input.messages", "`content::record_input`"),
+    reserved("gen_ai.output.messages", "`content::record_output`"),
+    reserved(
+        "gen_ai.system_instructions",
+        "`content::record_system_instructions`",
+    ),
+    COST,
     ERROR_TYPE,
 ];
 

@@ -132,6 +132,13 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   model's family (`gpt-*` is `openai`, `claude*` is `anthropic`, ...).
 /// - `operation = chat | text_completion | generate_content | embeddings`
 ///   (default `chat`).
+/// - `capture_content` (or `capture_content = true`): record the messages this
+///   call hands to `otel_agent_runtime::content::record_input` / `record_output`
+///   even when content capture is off for the process.
+/// - `stream`: the function returns a stream behind a type alias the macro cannot
+///   see through (a `Pin<Box<dyn Stream<..>>>` alias). Return types written as
+///   `impl Stream<Item = T>`, `Pin<Box<dyn Stream<Item = T>>>` or
+///   `BoxStream<'_, T>` are recognised without it.
 /// - `fields(...)`, `skip(...)`, `skip_all`, `metric_attributes(...)`: as for
 ///   [`macro@agent_step`]. The keys this attribute sets itself (operation,
 ///   provider, request and response model, response id, finish reasons, token
@@ -141,6 +148,21 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// value through `otel_agent_runtime::LlmResponse`. Metrics:
 /// `gen_ai.client.operation.duration` and (when usage is known)
 /// `gen_ai.client.token.usage`.
+///
+/// # Streams
+///
+/// When the function returns a stream of chunks, the call lasts until the stream
+/// ends: the span stays open while it is consumed, with `gen_ai.request.stream`
+/// set; the first chunk records `gen_ai.response.time_to_first_chunk` and the
+/// `gen_ai.client.operation.time_to_first_chunk` histogram; chunks implementing
+/// `LlmResponse` fill in usage (providers send it in the final chunk), response
+/// model, id and finish reasons; an `Err` chunk fails the call; a stream dropped
+/// before its end ends the span as `cancelled`.
+///
+/// ```ignore
+/// #[llm_call(model = "gpt-4o")]
+/// fn chat_stream(prompt: &str) -> impl Stream<Item = Result<Chunk, Error>> { /* ... */ }
+/// ```
 ///
 /// # What it expands to
 ///

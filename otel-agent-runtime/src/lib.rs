@@ -106,6 +106,7 @@ pub mod __private {
     };
     pub use crate::semconv;
     pub use crate::stream::LlmStream;
+    pub use crate::task::in_call;
     pub use tracing;
 
     /// Runs the body of an annotated `async fn` inside its span.
@@ -113,7 +114,7 @@ pub mod __private {
         future: F,
         span: &tracing::Span,
     ) -> crate::task::InCall<F> {
-        crate::task::in_call(future, span)
+        crate::task::in_async_call(future, span)
     }
 
     /// Creates the span of an `#[agent_step]`. Fields after `;` are passed to

@@ -39,8 +39,21 @@ impl<F: Future> Future for InCall<F> {
     }
 }
 
+/// Runs the body of an annotated non-`async` function inside its span, noting a
+/// panic's message on the span before letting the panic continue unchanged.
+pub fn in_call<R>(span: &Span, body: impl FnOnce() -> R) -> R {
+    let _entered = span.enter();
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            mark_panicked(span, payload_message(&*payload));
+            resume_unwind(payload)
+        }
+    }
+}
+
 /// Wraps the body of an annotated `async fn`.
-pub(crate) fn in_call<F: Future>(future: F, span: &Span) -> InCall<F> {
+pub(crate) fn in_async_call<F: Future>(future: F, span: &Span) -> InCall<F> {
     InCall {
         inner: future.instrument(span.clone()),
     }
