@@ -31,9 +31,53 @@ use async_openai::types::chat::{
 use async_openai::Client;
 use otel_agent_runtime::openai::{self, ChatStreamSummary};
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse};
+use std::borrow::Cow;
 use std::io::Write as _;
 
 const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8089/v1";
+
+/// Why the agent failed. Its `error.type` passes the model's on (`429`,
+/// `connection`, ...), so the agent's failures group by cause on a dashboard.
+#[derive(Debug)]
+enum AgentError {
+    Model(OpenAIError),
+    Tool(serde_json::Error),
+    NoAnswer(&'static str),
+}
+
+impl std::fmt::Display for AgentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentError::Model(e) => write!(f, "model call failed: {e}"),
+            AgentError::Tool(e) => write!(f, "tool failed: {e}"),
+            AgentError::NoAnswer(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+impl ErrorType for AgentError {
+    fn error_type(&self) -> Cow<'static, str> {
+        match self {
+            AgentError::Model(e) => e.error_type(),
+            AgentError::Tool(_) => "tool_error".into(),
+            AgentError::NoAnswer(_) => "no_answer".into(),
+        }
+    }
+}
+
+impl From<OpenAIError> for AgentError {
+    fn from(e: OpenAIError) -> Self {
+        AgentError::Model(e)
+    }
+}
+
+impl From<serde_json::Error> for AgentError {
+    fn from(e: serde_json::Error) -> Self {
+        AgentError::Tool(e)
+    }
+}
 
 /// A thin client wrapper, as most agent code bases have one.
 struct Model {
@@ -125,10 +169,7 @@ fn usage_line(response: &impl LlmResponse) -> String {
 }
 
 /// The chat call in a tool loop: ask, run the tools the model asks for, ask again.
-async fn ask_with_tools(
-    model: &Model,
-    question: &str,
-) -> Result<String, Box<dyn std::error::Error>> {
+async fn ask_with_tools(model: &Model, question: &str) -> Result<String, AgentError> {
     let mut messages: Vec<ChatCompletionRequestMessage> = vec![
         ChatCompletionRequestSystemMessage::from("You are a concise assistant.").into(),
         ChatCompletionRequestUserMessage::from(question).into(),
@@ -141,7 +182,7 @@ async fn ask_with_tools(
         let response = model.chat(request).await?;
         println!("  [chat] {}", usage_line(&response));
         let Some(choice) = response.choices.into_iter().next() else {
-            return Err("the model returned no choice".into());
+            return Err(AgentError::NoAnswer("the model returned no choice"));
         };
         let calls: Vec<ChatCompletionMessageToolCall> = choice
             .message
@@ -183,14 +224,14 @@ async fn ask_with_tools(
             );
         }
     }
-    Err("the model kept calling tools".into())
+    Err(AgentError::NoAnswer("the model kept calling tools"))
 }
 
 #[agent_step(
     agent = "assistant",
     description = "Answers with a tool, streams, survives a 429"
 )]
-async fn assistant(model: &Model) -> Result<(), Box<dyn std::error::Error>> {
+async fn assistant(model: &Model) -> Result<(), AgentError> {
     println!("1. chat with a tool");
     let answer = ask_with_tools(model, "What is the weather in Paris?").await?;
     println!("  answer: {answer}");
@@ -263,5 +304,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = telemetry.shutdown() {
         eprintln!("otel-agent: {e}");
     }
-    outcome
+    Ok(outcome?)
 }
