@@ -100,24 +100,23 @@ impl Model {
 
     /// One chat completion. The span `chat {model}` gets the usage, response
     /// model, id and finish reasons from the returned response by itself.
-    #[llm_call(model = self.name, provider = "openai")]
+    /// `request = request` records its temperature, max_tokens, ... at the start.
+    #[llm_call(model = self.name, provider = "openai", request = request)]
     async fn chat(
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
         openai::record_client(&self.client); // server.address, server.port
-        openai::record_request(&request); // temperature, max_tokens, ...
         self.client.chat().create(request).await
     }
 
     /// A streamed chat completion, printed as it arrives and summarised for the span.
-    #[llm_call(model = self.name, provider = "openai")]
+    #[llm_call(model = self.name, provider = "openai", request = request)]
     async fn chat_stream(
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<ChatStreamSummary, OpenAIError> {
         openai::record_client(&self.client);
-        openai::record_request(&request);
         let summary =
             ChatStreamSummary::collect_with(self.client.chat().create_stream(request), |chunk| {
                 for choice in &chunk.choices {

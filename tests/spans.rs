@@ -201,3 +201,43 @@ fn without_a_subscriber_nothing_is_recorded_and_calls_still_work() {
     assert_eq!(web_search("q"), vec!["q".to_owned()]);
     assert!(h.finished_spans().is_empty());
 }
+
+struct Request {
+    prompt: String,
+    temperature: f32,
+}
+
+impl otel_agent_runtime::LlmRequest for Request {
+    fn request_params(&self) -> otel_agent_runtime::RequestParams {
+        otel_agent_runtime::RequestParams::default()
+            .temperature(f64::from(self.temperature))
+            .max_tokens(256)
+    }
+}
+
+#[llm_call(model = "gpt-4o", request = req)]
+fn with_request(req: Request) -> String {
+    req.prompt // the body moves the request; its settings were read before
+}
+
+#[test]
+fn request_settings_are_read_from_the_request_argument() {
+    let h = harness();
+    let out = h.run(|| {
+        with_request(Request {
+            prompt: "hi".into(),
+            temperature: 0.5,
+        })
+    });
+    assert_eq!(out, "hi");
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o");
+    assert_eq!(
+        attr(span, "gen_ai.request.temperature"),
+        Some(0.5_f64.into())
+    );
+    assert_eq!(
+        attr(span, "gen_ai.request.max_tokens"),
+        Some(256_i64.into())
+    );
+}

@@ -76,6 +76,7 @@ fn example(key: &str) -> &'static str {
         "operation" => "operation = chat",
         "capture_content" => "capture_content = true",
         "stream" => "stream",
+        "request" => "request = req",
         "fields" => "fields(app.query_len = query.len())",
         "skip" => "skip(client)",
         "skip_all" => "skip_all",
@@ -336,6 +337,8 @@ pub(crate) struct LlmArgs {
     /// The function returns a stream, under a name the macro cannot see through
     /// (a type alias of `Pin<Box<dyn Stream<..>>>`).
     pub stream: bool,
+    /// The request whose settings (temperature, max tokens, ...) are recorded.
+    pub request: Option<Expr>,
     pub common: Common,
 }
 
@@ -346,6 +349,7 @@ const LLM_KEYS: &[&str] = &[
     "model",
     "provider",
     "operation",
+    "request",
     "capture_content",
     "stream",
 ];
@@ -489,6 +493,21 @@ fn unknown_argument(key: &str, known: &[&str], macro_name: &str) -> String {
 // ---------------------------------------------------------------------------
 // Values
 // ---------------------------------------------------------------------------
+
+/// `key = <any expression>`.
+fn expr_value(arg: RawArg, errors: &mut Errors) -> Option<Expr> {
+    let key = arg.key.to_string();
+    match arg.value {
+        RawValue::Assign(expr) => Some(expr),
+        RawValue::Flag | RawValue::List(_) => {
+            errors.at(
+                &arg.key,
+                format!("`{key}` needs a value, e.g. `{}`", example(&key)),
+            );
+            None
+        }
+    }
+}
 
 /// `key` alone (true) or `key = true | false`.
 fn bool_value(arg: RawArg, errors: &mut Errors) -> Option<bool> {
@@ -1170,6 +1189,9 @@ impl LlmArgs {
         let stream = given
             .take("stream")
             .and_then(|(arg, at)| bool_value(arg, given.errors(at)));
+        let request = given
+            .take("request")
+            .and_then(|(arg, at)| expr_value(arg, given.errors(at)));
         let common = parse_common(
             &mut given,
             cx,
@@ -1195,6 +1217,7 @@ impl LlmArgs {
             operation: operation.unwrap_or("chat"),
             capture_content: capture_content.unwrap_or(false),
             stream: stream.unwrap_or(false),
+            request,
             common,
         })
     }

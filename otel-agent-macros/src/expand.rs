@@ -423,6 +423,12 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
     let fields = extra_fields(&args.common);
     let attributes = metric_attributes(&args.common);
     let capture = args.capture_content.then(|| quote!(.capture_content()));
+    // Read before the body runs: the body usually moves the request into the client.
+    let request = args.request.as_ref().map(|expr| {
+        quote_spanned!(first_span(expr)=>
+            ::otel_agent_runtime::__private::record_request(#guard.span(), &(#expr));
+        )
+    });
     let prologue = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
@@ -440,6 +446,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
                 #span_name, #name_value, #operation, #provider_var, #model.as_str() #fields
             ),
         ) #capture;
+        #request
     };
     let finish = quote! {
         {

@@ -132,6 +132,10 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   model's family (`gpt-*` is `openai`, `claude*` is `anthropic`, ...).
 /// - `operation = chat | text_completion | generate_content | embeddings`
 ///   (default `chat`).
+/// - `request = <expression>`: a request implementing
+///   `otel_agent_runtime::LlmRequest` (async-openai's chat request does, with the
+///   `async-openai` feature), read when the call starts: its temperature, max
+///   tokens, top_p and other settings become `gen_ai.request.*` attributes.
 /// - `capture_content` (or `capture_content = true`): record the messages this
 ///   call hands to `otel_agent_runtime::content::record_input` / `record_output`
 ///   even when content capture is off for the process.

@@ -62,6 +62,7 @@ mod probe;
 mod prometheus;
 pub mod propagation;
 mod recording;
+mod request;
 mod response;
 pub mod semconv;
 mod stream;
@@ -77,6 +78,7 @@ pub use instruments::{
 };
 pub use otel_agent_macros::{agent_step, llm_call};
 pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
+pub use request::{LlmRequest, RequestParams};
 pub use response::{ErrorType, LlmResponse, Usage};
 #[cfg(feature = "tokio")]
 pub use task::spawn;
@@ -107,6 +109,11 @@ pub mod __private {
     pub use crate::semconv;
     pub use crate::stream::LlmStream;
     pub use crate::task::in_call;
+
+    /// Records a request's settings on an `#[llm_call]` span (`request = ...`).
+    pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {
+        request.request_params().record(span);
+    }
     pub use tracing;
 
     /// Runs the body of an annotated `async fn` inside its span.

@@ -79,24 +79,12 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use futures_core::Stream;
-use opentelemetry::{Array, KeyValue, StringValue, Value};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+pub use crate::request::{LlmRequest, RequestParams};
 use crate::response::{ErrorType, LlmResponse, Usage};
 use crate::semconv;
-
-/// Names of request settings that `crate::semconv` does not list, taken from the
-/// conventions crate (never retyped).
-#[allow(deprecated)]
-mod names {
-    use opentelemetry_semantic_conventions::attribute as a;
-    pub const CHOICE_COUNT: &str = a::GEN_AI_REQUEST_CHOICE_COUNT;
-    pub const FREQUENCY_PENALTY: &str = a::GEN_AI_REQUEST_FREQUENCY_PENALTY;
-    pub const PRESENCE_PENALTY: &str = a::GEN_AI_REQUEST_PRESENCE_PENALTY;
-    pub const SEED: &str = a::GEN_AI_REQUEST_SEED;
-    pub const STOP_SEQUENCES: &str = a::GEN_AI_REQUEST_STOP_SEQUENCES;
-}
 
 // ---------------------------------------------------------------------------
 // Responses
@@ -530,41 +518,17 @@ impl LlmResponse for ChatStreamSummary {
 // Requests
 // ---------------------------------------------------------------------------
 
-/// The request settings the conventions name, read from a request.
-///
-/// `gen_ai.request.model` is not among them: `#[llm_call(model = ...)]` sets it
-/// when the span starts, as sampling needs.
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct RequestParams {
-    /// `gen_ai.request.temperature`.
-    pub temperature: Option<f64>,
-    /// `gen_ai.request.top_p`.
-    pub top_p: Option<f64>,
-    /// `gen_ai.request.max_tokens`: `max_completion_tokens`, else the older `max_tokens`.
-    pub max_tokens: Option<u64>,
-    /// `gen_ai.request.frequency_penalty`.
-    pub frequency_penalty: Option<f64>,
-    /// `gen_ai.request.presence_penalty`.
-    pub presence_penalty: Option<f64>,
-    /// `gen_ai.request.seed`.
-    pub seed: Option<i64>,
-    /// `gen_ai.request.stop_sequences`.
-    pub stop_sequences: Vec<String>,
-    /// `gen_ai.request.choice.count`, only when it is not 1 (as the conventions ask).
-    pub choice_count: Option<u64>,
-}
-
 /// `0.7_f32` as `0.7_f64`, not `0.699999988079071`: the value the user wrote.
 fn widen(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
 }
 
-impl RequestParams {
+impl LlmRequest for CreateChatCompletionRequest {
     /// Reads the settings of a chat-completion request.
     #[allow(deprecated)] // `max_tokens` and `seed` are deprecated upstream, still sent
-    pub fn of(request: &CreateChatCompletionRequest) -> Self {
-        Self {
+    fn request_params(&self) -> RequestParams {
+        let request = self;
+        RequestParams {
             temperature: request.temperature.map(widen),
             top_p: request.top_p.map(widen),
             max_tokens: request
@@ -582,58 +546,13 @@ impl RequestParams {
             choice_count: request.n.filter(|&n| n != 1).map(u64::from),
         }
     }
-
-    /// The settings as attributes, leaving out those not set.
-    pub fn attributes(&self) -> Vec<KeyValue> {
-        let mut attrs = Vec::new();
-        let mut float = |key: &'static str, v: Option<f64>| {
-            if let Some(v) = v {
-                attrs.push(KeyValue::new(key, v));
-            }
-        };
-        float(semconv::GEN_AI_REQUEST_TEMPERATURE, self.temperature);
-        float(semconv::GEN_AI_REQUEST_TOP_P, self.top_p);
-        float(names::FREQUENCY_PENALTY, self.frequency_penalty);
-        float(names::PRESENCE_PENALTY, self.presence_penalty);
-        // Integers as i64: the exporters' integer type.
-        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        if let Some(v) = self.max_tokens {
-            attrs.push(KeyValue::new(semconv::GEN_AI_REQUEST_MAX_TOKENS, int(v)));
-        }
-        if let Some(v) = self.seed {
-            attrs.push(KeyValue::new(names::SEED, v));
-        }
-        if let Some(v) = self.choice_count {
-            attrs.push(KeyValue::new(names::CHOICE_COUNT, int(v)));
-        }
-        if !self.stop_sequences.is_empty() {
-            let stops: Vec<StringValue> = self
-                .stop_sequences
-                .iter()
-                .cloned()
-                .map(StringValue::from)
-                .collect();
-            attrs.push(KeyValue::new(
-                names::STOP_SEQUENCES,
-                Value::Array(Array::String(stops)),
-            ));
-        }
-        attrs
-    }
-
-    /// Sets the attributes on `span`.
-    pub fn record(&self, span: &Span) {
-        for kv in self.attributes() {
-            span.set_attribute(kv.key, kv.value);
-        }
-    }
 }
 
 /// Records the request's settings (temperature, max tokens, top_p, penalties, seed,
 /// stop sequences, choice count) on the current span: call it first thing in an
 /// `#[llm_call]` function. Settings the request leaves out are not recorded.
 pub fn record_request(request: &CreateChatCompletionRequest) {
-    RequestParams::of(request).record(&Span::current());
+    request.request_params().record(&Span::current());
 }
 
 // ---------------------------------------------------------------------------
