@@ -666,7 +666,7 @@ mod tests {
             stop: Some(StopConfiguration::String("END".into())),
             ..Default::default()
         };
-        let params = RequestParams::of(&request);
+        let params = request.request_params();
         assert_eq!(params.temperature, Some(0.2));
         assert_eq!(params.top_p, Some(0.9));
         assert_eq!(params.max_tokens, Some(256));
