@@ -1,13 +1,12 @@
 //! Prompts and completions are never exported without opt-in; with opt-in they
 //! follow the conventions' JSON, are redacted and stay valid when truncated.
 
-use opentelemetry_sdk::metrics::InMemoryMetricExporter;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+mod common;
+
 use otel_agent_runtime::content::{self, Message};
 use otel_agent_runtime::{
     agent_step, llm_call, CaptureMode, ExporterKind, LlmResponse, TelemetryBuilder, Usage,
 };
-use tracing_subscriber::layer::SubscriberExt as _;
 
 const CANARY: &str = "CANARY-7f3a9c-do-not-export";
 
@@ -46,23 +45,14 @@ struct Exported {
 }
 
 fn run_with(configure: impl FnOnce(TelemetryBuilder) -> TelemetryBuilder) -> Exported {
-    let spans = InMemorySpanExporter::default();
-    let metrics = InMemoryMetricExporter::default();
-    let builder = otel_agent_runtime::builder()
-        .env(Vec::<(String, String)>::new())
-        .traces_exporter(ExporterKind::Console)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .with_metric_exporter(metrics.clone());
-    let telemetry = configure(builder).build().unwrap();
-    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
-    tracing::subscriber::with_default(subscriber, || run(&format!("summarise {CANARY} please")))
+    let h = common::harness_with(|b| configure(b.traces_exporter(ExporterKind::Console)));
+    h.run(|| run(&format!("summarise {CANARY} please")))
         .unwrap();
-    telemetry.force_flush().unwrap();
+    let metrics = h.metrics();
     Exported {
-        spans: format!("{:?}", spans.get_finished_spans().unwrap()),
-        metrics: format!("{:?}", metrics.get_finished_metrics().unwrap()),
-        console: telemetry.console_report().unwrap(),
+        spans: format!("{:?}", h.finished_spans()),
+        metrics: format!("{:?}", metrics.0),
+        console: h.telemetry.console_report().unwrap(),
     }
 }
 
@@ -98,21 +88,15 @@ fn with_opt_in_content_is_recorded_as_semconv_json_and_redacted() {
 
 #[test]
 fn captured_messages_follow_the_schema_and_stay_valid_json_when_cut() {
-    let spans = InMemorySpanExporter::default();
-    let telemetry = otel_agent_runtime::builder()
-        .env([
+    let h = common::harness_with(|b| {
+        b.env([
             ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
             ("OTEL_AGENT_MAX_CONTENT_BYTES", "200"),
         ])
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .build()
-        .unwrap();
-    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+    });
     let long = "word ".repeat(500);
-    tracing::subscriber::with_default(subscriber, || ask(&long)).unwrap();
-    let finished = spans.get_finished_spans().unwrap();
+    h.run(|| ask(&long)).unwrap();
+    let finished = h.finished_spans();
     let span = finished.iter().find(|s| s.name == "chat gpt-4o").unwrap();
     let input = span
         .attributes
@@ -156,20 +140,12 @@ fn ask_captured(prompt: &str) -> String {
 
 #[test]
 fn one_call_can_opt_in_while_capture_is_off_for_the_process() {
-    let spans = InMemorySpanExporter::default();
-    let telemetry = otel_agent_runtime::builder()
-        .env(Vec::<(String, String)>::new())
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .build()
-        .unwrap();
-    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let h = common::harness();
+    h.run(|| {
         ask_captured("captured on purpose");
         let _ = ask("not captured");
     });
-    let finished = format!("{:?}", spans.get_finished_spans().unwrap());
+    let finished = format!("{:?}", h.finished_spans());
     assert!(finished.contains("captured on purpose"), "{finished}");
     assert!(!finished.contains("not captured"), "{finished}");
 }

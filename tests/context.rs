@@ -11,10 +11,9 @@ use common::{attr, harness, Harness};
 use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporterBuilder, Temporality};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use otel_agent_runtime::{
-    agent_step, context, llm_call, ExporterKind, InCurrentContextExt as _, LlmResponse, Usage,
+    agent_step, context, llm_call, InCurrentContextExt as _, LlmResponse, Usage,
 };
 use tracing::instrument::WithSubscriber as _;
 
@@ -292,24 +291,7 @@ fn ids_and_tags_never_reach_metrics_and_the_tenant_only_when_allowed() {
 }
 
 fn harness_with_tenant_on_metrics() -> Harness {
-    let spans = InMemorySpanExporter::default();
-    let metrics = InMemoryMetricExporterBuilder::new()
-        .with_temporality(Temporality::Cumulative)
-        .build();
-    let telemetry = otel_agent_runtime::builder()
-        .env(Vec::<(String, String)>::new())
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .tenant_on_metrics(true)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .with_metric_exporter(metrics.clone())
-        .build()
-        .expect("telemetry builds");
-    Harness {
-        spans,
-        metrics,
-        telemetry,
-    }
+    common::harness_with(|b| b.tenant_on_metrics(true))
 }
 
 #[test]

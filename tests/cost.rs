@@ -5,14 +5,9 @@ mod common;
 
 use common::{attr, harness, span_named};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use opentelemetry_sdk::metrics::InMemoryMetricExporter;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
 use otel_agent_runtime::cost::{Price, PriceTable};
 use otel_agent_runtime::evaluation::{self, Evaluation};
-use otel_agent_runtime::{
-    agent_step, llm_call, ExporterKind, LlmResponse, TelemetryBuilder, Usage,
-};
-use tracing_subscriber::layer::SubscriberExt as _;
+use otel_agent_runtime::{agent_step, llm_call, LlmResponse, TelemetryBuilder, Usage};
 
 struct Reply {
     model: &'static str,
@@ -71,21 +66,12 @@ struct Run {
 }
 
 fn run(configure: impl FnOnce(TelemetryBuilder) -> TelemetryBuilder) -> Run {
-    let spans = InMemorySpanExporter::default();
-    let metrics = InMemoryMetricExporter::default();
-    let builder = otel_agent_runtime::builder()
-        .env(Vec::<(String, String)>::new())
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .with_metric_exporter(metrics.clone());
-    let telemetry = configure(builder).build().unwrap();
-    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
-    tracing::subscriber::with_default(subscriber, crew);
-    telemetry.force_flush().unwrap();
+    let h = common::harness_with(configure);
+    h.run(crew);
+    let metrics = h.metrics();
     Run {
-        spans: spans.get_finished_spans().unwrap(),
-        metrics: common::Metrics(metrics.get_finished_metrics().unwrap()),
+        spans: h.finished_spans(),
+        metrics,
     }
 }
 

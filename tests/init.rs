@@ -5,8 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
-use otel_agent_runtime::{agent_step, ExporterKind, InitError};
+use otel_agent_runtime::{agent_step, InitError};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 fn build_error(vars: &[(&str, &str)]) -> String {
@@ -76,28 +75,14 @@ fn disabled_telemetry_records_nothing_and_the_layer_is_inert() {
 
 #[test]
 fn sampled_out_traces_keep_their_metrics() {
-    let spans = InMemorySpanExporter::default();
-    let metrics = opentelemetry_sdk::metrics::InMemoryMetricExporter::default();
-    let telemetry = otel_agent_runtime::builder()
-        .env([("OTEL_TRACES_SAMPLER", "always_off")])
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .with_metric_exporter(metrics.clone())
-        .build()
-        .unwrap();
-    let subscriber = tracing_subscriber::registry().with(telemetry.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let h = common::harness_with(|b| b.env([("OTEL_TRACES_SAMPLER", "always_off")]));
+    h.run(|| {
         for _ in 0..5 {
             step();
         }
     });
-    telemetry.force_flush().unwrap();
-    assert!(
-        spans.get_finished_spans().unwrap().is_empty(),
-        "always_off keeps no span"
-    );
-    let exported = common::Metrics(metrics.get_finished_metrics().unwrap());
+    let exported = h.metrics();
+    assert!(h.finished_spans().is_empty(), "always_off keeps no span");
     let calls = exported.expect("otel_agent.step.calls");
     let opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
         opentelemetry_sdk::metrics::data::MetricData::Sum(sum),

@@ -2,11 +2,12 @@
 //! exactly once, each under its own parent. One test in this file: it installs
 //! the process-wide subscriber.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
-use otel_agent_runtime::{agent_step, ExporterKind};
+use otel_agent_runtime::agent_step;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -27,16 +28,9 @@ async fn parent(i: u64) -> u64 {
 
 #[test]
 fn a_thousand_concurrent_steps_each_end_once_under_their_parent() {
-    let spans = InMemorySpanExporter::default();
-    let telemetry = otel_agent_runtime::builder()
-        .env(Vec::<(String, String)>::new())
-        .traces_exporter(ExporterKind::None)
-        .metrics_exporter(ExporterKind::None)
-        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .build()
-        .unwrap();
+    let h = common::harness();
     tracing_subscriber::registry()
-        .with(telemetry.layer())
+        .with(h.telemetry.layer())
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,9 +47,7 @@ fn a_thousand_concurrent_steps_each_end_once_under_their_parent() {
         sum
     });
     assert_eq!(total, (0..1000).map(|i| 2 * i * 10 + 1).sum::<u64>());
-    telemetry.force_flush().unwrap();
-
-    let finished = spans.get_finished_spans().unwrap();
+    let finished = h.finished_spans();
     assert_eq!(finished.len(), 3000, "1,000 parents and 2,000 leaves");
     let unique: HashSet<_> = finished.iter().map(|s| s.span_context.span_id()).collect();
     assert_eq!(unique.len(), 3000, "no span exported twice");

@@ -10,7 +10,7 @@ use opentelemetry_sdk::metrics::{
     InMemoryMetricExporter, InMemoryMetricExporterBuilder, Temporality,
 };
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor, SpanData};
-use otel_agent_runtime::{ExporterKind, Telemetry};
+use otel_agent_runtime::{ExporterKind, Telemetry, TelemetryBuilder};
 use serde_json::{json, Value};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -43,19 +43,23 @@ pub struct Harness {
 
 /// Telemetry that exports to memory only, ignoring the process environment.
 pub fn harness() -> Harness {
+    harness_with(|builder| builder)
+}
+
+/// The same, with more settings; later settings win over the defaults here.
+pub fn harness_with(configure: impl FnOnce(TelemetryBuilder) -> TelemetryBuilder) -> Harness {
     let spans = InMemorySpanExporter::default();
     let metrics = InMemoryMetricExporterBuilder::new()
         .with_temporality(Temporality::Cumulative)
         .build();
-    let telemetry = otel_agent_runtime::builder()
+    let builder = otel_agent_runtime::builder()
         .env(Vec::<(String, String)>::new())
         .default_service_name("test-service")
         .traces_exporter(ExporterKind::None)
         .metrics_exporter(ExporterKind::None)
         .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
-        .with_metric_exporter(metrics.clone())
-        .build()
-        .expect("telemetry builds");
+        .with_metric_exporter(metrics.clone());
+    let telemetry = configure(builder).build().expect("telemetry builds");
     Harness {
         spans,
         metrics,
