@@ -5,9 +5,10 @@
 # times `cargo check` (and a debug `cargo build`) of each crate alone, several times,
 # and reports the medians and the difference.
 #
-#   bash benches/compile_time.sh                 # ~3 min the first time, ~1 min after
+#   bash benches/compile_time.sh                 # 5-10 min the first time (dependencies), ~1 min after
 #   N=400 RUNS=7 bash benches/compile_time.sh
 #   OUT=/tmp/ct bash benches/compile_time.sh      # where the crates and their target go
+#   RUNTIME=/path/to/otel-agent-runtime bash benches/compile_time.sh   # measure another copy of the runtime
 #
 # The crates are their own workspaces under $OUT (default target/compile-time), with a
 # target directory of their own, so this never waits on the repository's build lock.

@@ -39,6 +39,9 @@ fn disabled(c: &mut Criterion) {
     let mut g = c.benchmark_group("disabled");
     g.bench_function("plain_call", |b| b.iter(|| plain_call(black_box(PROMPT))));
     g.bench_function("llm_call", |b| b.iter(|| macro_llm_call(black_box(PROMPT))));
+    g.bench_function("plain_call_full_reply", |b| {
+        b.iter(|| plain_call_full(black_box(PROMPT)))
+    });
     g.bench_function("llm_call_full_reply", |b| {
         b.iter(|| macro_llm_call_full(black_box(PROMPT)))
     });

@@ -145,6 +145,17 @@ fn disabled_cases() -> Vec<Case> {
                 black_box(plain_call(black_box(PROMPT))).ok();
             }
         }),
+        case(
+            "plain call (full reply)",
+            "plain call (full reply)",
+            None,
+            Target::None,
+            |n| {
+                for _ in 0..n {
+                    black_box(plain_call_full(black_box(PROMPT))).ok();
+                }
+            },
+        ),
         case("plain step", "plain step", None, Target::None, |n| {
             for _ in 0..n {
                 black_box(plain_step(black_box(PROMPT))).ok();
@@ -177,9 +188,9 @@ fn disabled_cases() -> Vec<Case> {
         ),
         case(
             "disabled #[llm_call] (full reply)",
-            "plain call",
+            "plain call (full reply)",
             None,
-            Target::WithinNsOf("plain call", 2.0),
+            Target::WithinNsOf("plain call (full reply)", 2.0),
             |n| {
                 for _ in 0..n {
                     black_box(macro_llm_call_full(black_box(PROMPT))).ok();
@@ -253,7 +264,7 @@ fn enabled_cases() -> Vec<Case> {
         ),
         case(
             "enabled #[llm_call] (full reply)",
-            "plain call",
+            "plain call (full reply)",
             None,
             Target::None,
             |n| {
@@ -416,10 +427,9 @@ fn load_average() -> f64 {
 fn main() {
     let o = options();
     let load_before = load_average();
-    let wanted = |c: &Case| {
-        o.only
-            .as_ref()
-            .map_or(true, |only| only.iter().any(|n| n == c.name))
+    let wanted = |c: &Case| match &o.only {
+        Some(only) => only.iter().any(|n| n == c.name),
+        None => true,
     };
 
     // Phase 1: nothing installed, no subscriber has ever existed in this process.

@@ -97,6 +97,12 @@ pub fn plain_call(prompt: &str) -> Result<Reply, BenchError> {
     answer(prompt)
 }
 
+/// The baseline of the full-reply cases.
+#[inline(never)]
+pub fn plain_call_full(prompt: &str) -> Result<FullReply, BenchError> {
+    answer(prompt).map(full_reply)
+}
+
 /// The baseline of the step cases.
 #[inline(never)]
 pub fn plain_step(query: &str) -> Result<usize, BenchError> {
@@ -122,12 +128,17 @@ pub fn macro_llm_call(prompt: &str) -> Result<Reply, BenchError> {
 #[inline(never)]
 #[llm_call(model = "gpt-4o", provider = "openai")]
 pub fn macro_llm_call_full(prompt: &str) -> Result<FullReply, BenchError> {
-    answer(prompt).map(|r| FullReply {
+    answer(prompt).map(full_reply)
+}
+
+#[inline(always)]
+fn full_reply(r: Reply) -> FullReply {
+    FullReply {
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
         model: "gpt-4o-2024-08-06",
         id: "chatcmpl-0123456789",
-    })
+    }
 }
 
 /// `#[agent_step]` (a tool) on the body.
