@@ -402,14 +402,13 @@ impl TelemetryBuilder {
         let mut health = HealthWatch::default();
 
         let spans_ended = Arc::new(AtomicU64::new(0));
-        let mut tracer_builder = SdkTracerProvider::builder()
+        let tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_sampler(
                 self.custom_sampler
                     .unwrap_or_else(|| Box::new(sampler(settings.sampler))),
-            )
-            .with_span_processor(crate::context::ScopeAttributes)
-            .with_span_processor(CountEnded(spans_ended.clone()));
+            );
+        let mut exporting: Option<Box<dyn SpanProcessor>> = None;
         let mut console = None;
         match settings.traces {
             ExporterKind::Otlp => {
@@ -432,23 +431,28 @@ impl TelemetryBuilder {
                                 .build(),
                         )
                         .build();
-                tracer_builder = tracer_builder
-                    .with_span_processor(WatchedProcessor::new(processor, watch.clone()));
+                exporting = Some(Box::new(WatchedProcessor::new(processor, watch.clone())));
                 health.traces = Some(watch);
             }
             ExporterKind::Console => {
                 let sink = ConsoleSink::default();
-                tracer_builder = tracer_builder
-                    .with_span_processor(BatchSpanProcessor::builder(sink.clone()).build());
+                exporting = Some(Box::new(BatchSpanProcessor::builder(sink.clone()).build()));
                 console = Some(sink);
             }
             // Refused by `settings()`.
             ExporterKind::None | ExporterKind::Prometheus => {}
         }
-        for factory in self.processors {
-            tracer_builder = tracer_builder.with_span_processor(BoxedProcessor(factory()));
-        }
-        let tracer_provider = tracer_builder.build();
+        let tracer_provider = tracer_builder
+            .with_span_processor(Processors {
+                ended: spans_ended.clone(),
+                extra: self
+                    .processors
+                    .into_iter()
+                    .map(|factory| factory())
+                    .collect(),
+                exporting,
+            })
+            .build();
 
         let mut meter_builder = SdkMeterProvider::builder().with_resource(resource);
         match settings.metrics {
@@ -756,41 +760,70 @@ fn metadata(settings: &OtlpSettings) -> opentelemetry_otlp::tonic_types::metadat
     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers)
 }
 
-/// Counts the spans that reached the end of the pipeline (sampled in and ended).
-#[derive(Debug)]
-struct CountEnded(Arc<AtomicU64>);
+/// Runs every step (all processors flush or shut down, even after one fails) and
+/// reports the first failure.
+fn first_error(results: impl Iterator<Item = OTelSdkResult>) -> OTelSdkResult {
+    let mut first = Ok(());
+    for result in results {
+        if first.is_ok() {
+            first = result;
+        }
+    }
+    first
+}
 
-impl SpanProcessor for CountEnded {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-    fn on_end(&self, _span: SpanData) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+/// Every span processor of a pipeline, as the one the SDK sees.
+///
+/// The SDK clones a finished span's data for each processor it has, even the
+/// last; with this single one, the data is cloned only for extra processors a
+/// user adds (tests' in-memory exporters) and moved into the exporting one.
+#[derive(Debug)]
+struct Processors {
+    /// Spans that ended and were sampled in: `Telemetry::spans_ended`.
+    ended: Arc<AtomicU64>,
+    extra: Vec<Box<dyn SpanProcessor>>,
+    exporting: Option<Box<dyn SpanProcessor>>,
+}
+
+impl Processors {
+    fn all(&self) -> impl Iterator<Item = &dyn SpanProcessor> {
+        self.extra
+            .iter()
+            .chain(self.exporting.as_ref())
+            .map(|p| &**p)
     }
 }
 
-#[derive(Debug)]
-struct BoxedProcessor(Box<dyn SpanProcessor>);
-
-impl SpanProcessor for BoxedProcessor {
+impl SpanProcessor for Processors {
     fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.0.on_start(span, cx);
+        crate::context::ScopeAttributes.on_start(span, cx);
+        for processor in self.all() {
+            processor.on_start(span, cx);
+        }
     }
+
     fn on_end(&self, span: SpanData) {
-        self.0.on_end(span);
+        self.ended.fetch_add(1, Ordering::Relaxed);
+        for processor in &self.extra {
+            processor.on_end(span.clone());
+        }
+        if let Some(processor) = &self.exporting {
+            processor.on_end(span);
+        }
     }
+
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.force_flush()
+        first_error(self.all().map(|p| p.force_flush()))
     }
+
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown_with_timeout(timeout)
+        first_error(self.all().map(|p| p.shutdown_with_timeout(timeout)))
     }
+
     fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
+        for processor in self.extra.iter_mut().chain(self.exporting.as_mut()) {
+            processor.set_resource(resource);
+        }
     }
 }
 
