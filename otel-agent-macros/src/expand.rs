@@ -385,7 +385,9 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
                 OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
                 OutcomeDisplay as _, OutcomeOpaque as _,
             };
-            #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
+            if #guard.is_recording() {
+                #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
+            }
         }
     };
     Instrumentation {
@@ -455,10 +457,13 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
                 OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
                 OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
             };
-            #guard.finish(
-                (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
-                (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(),
-            );
+            // Nobody listening: the response is not read at all.
+            if #guard.is_recording() {
+                #guard.finish(
+                    (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
+                    (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(),
+                );
+            }
         }
     };
     Instrumentation {

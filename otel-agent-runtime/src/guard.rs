@@ -168,8 +168,9 @@ fn cow_value(value: Cow<'static, str>) -> Value {
 pub struct StepGuard {
     site: &'static StepSite,
     span: Span,
-    start: Instant,
-    finished: bool,
+    /// When the call started; `None` once it ended, or when nobody listens (a
+    /// disabled span), so that an uninstrumented run reads no clock at all.
+    start: Option<Instant>,
 }
 
 impl StepGuard {
@@ -180,12 +181,8 @@ impl StepGuard {
             layer.extend_with_tenant(&span, &mut attrs);
             layer.instruments.step_active.add(1, &attrs);
         });
-        Self {
-            site,
-            span,
-            start: Instant::now(),
-            finished: false,
-        }
+        let start = (!span.is_disabled()).then(Instant::now);
+        Self { site, span, start }
     }
 
     fn base_attrs(site: &'static StepSite) -> Vec<KeyValue> {
@@ -194,6 +191,12 @@ impl StepGuard {
         attrs.push(static_kv(STEP_NAME_KEY, site.name));
         attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
         attrs
+    }
+
+    /// Whether anything listens: when not, generated code skips reading the
+    /// outcome, and the guard records nothing.
+    pub fn is_recording(&self) -> bool {
+        self.start.is_some()
     }
 
     /// The step's span, to enter or instrument the body with.
@@ -207,8 +210,10 @@ impl StepGuard {
     }
 
     fn end(&mut self, end: End) {
-        self.finished = true;
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let Some(start) = self.start.take() else {
+            return;
+        };
+        let elapsed = start.elapsed().as_secs_f64();
         let (label, error_type, message) = end.describe(&self.span);
         if let Some(error_type) = &error_type {
             mark_error(&self.span, error_type, message.as_deref());
@@ -251,7 +256,7 @@ fn record_rollup(span: &Span, rollup: Rollup) {
 
 impl Drop for StepGuard {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.start.is_some() {
             self.end(End::Dropped);
         }
     }
@@ -289,8 +294,9 @@ pub struct LlmGuard {
     provider: &'static str,
     model: ModelName,
     span: Span,
-    start: Instant,
-    finished: bool,
+    /// When the call started; `None` once it ended, or when nobody listens (a
+    /// disabled span), so that an uninstrumented run reads no clock at all.
+    start: Option<Instant>,
 }
 
 impl LlmGuard {
@@ -301,14 +307,20 @@ impl LlmGuard {
         provider: &'static str,
         span: Span,
     ) -> Self {
+        let start = (!span.is_disabled()).then(Instant::now);
         Self {
             site,
             provider,
             model,
             span,
-            start: Instant::now(),
-            finished: false,
+            start,
         }
+    }
+
+    /// Whether anything listens: when not, generated code skips reading the
+    /// response, and the guard records nothing.
+    pub fn is_recording(&self) -> bool {
+        self.start.is_some()
     }
 
     /// The call's span.
@@ -330,7 +342,8 @@ impl LlmGuard {
 
     /// Records the time from the call's start to the first chunk of its stream.
     pub(crate) fn record_first_chunk(&self, at: Instant) {
-        let secs = at.duration_since(self.start).as_secs_f64();
+        let Some(start) = self.start else { return };
+        let secs = at.duration_since(start).as_secs_f64();
         self.span
             .set_attribute(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, secs);
         if metrics_delegated(&self.span) {
@@ -354,8 +367,10 @@ impl LlmGuard {
     }
 
     fn end(&mut self, end: End, report: ResponseReport) {
-        self.finished = true;
-        let elapsed = self.start.elapsed().as_secs_f64();
+        let Some(start) = self.start.take() else {
+            return;
+        };
+        let elapsed = start.elapsed().as_secs_f64();
         let span = &self.span;
         let (_, error_type, message) = end.describe(span);
         if let Some(error_type) = &error_type {
@@ -525,7 +540,7 @@ fn record_llm_metrics(
 
 impl Drop for LlmGuard {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.start.is_some() {
             self.end(End::Dropped, ResponseReport::default());
         }
     }
