@@ -513,13 +513,14 @@ fn record_llm_metrics(
     if layer.options.legacy_names {
         attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
     }
+    let before_tenant = attrs.len();
     layer.extend_with_tenant(span, &mut attrs);
     i.llm_duration.record(elapsed, &attrs);
     let Some(usage) = report.usage else { return };
     if layer.options.prices.is_some() {
         // Cost series carry only provider, model and tenant: few of each.
         let mut cost_attrs = vec![attrs[1].clone(), attrs[2].clone()];
-        layer.extend_with_tenant(span, &mut cost_attrs);
+        cost_attrs.extend_from_slice(&attrs[before_tenant..]);
         match cost {
             Some(cost) => i.llm_cost.add(cost, &cost_attrs),
             None => i.llm_unpriced_calls.add(1, &cost_attrs),
