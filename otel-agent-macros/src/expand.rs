@@ -375,6 +375,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
             operation: #operation,
             name: #name,
             attributes: #attributes,
+            metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
     };
@@ -436,6 +437,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
             operation: #operation,
             provider: #provider,
             attributes: #attributes,
+            metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);

@@ -20,6 +20,7 @@ use crate::layer::{
 };
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
+pub use crate::site::SiteMetrics;
 
 /// The `error.type` of a call whose future was dropped before it finished.
 pub const CANCELLED: &str = "cancelled";
@@ -38,6 +39,8 @@ pub struct StepSite {
     pub name: &'static str,
     /// Extra low-cardinality metric attributes fixed at the call site.
     pub attributes: &'static [(&'static str, &'static str)],
+    /// The site's instruments, bound to its attribute sets once per pipeline.
+    pub metrics: SiteMetrics,
 }
 
 /// What an LLM call site is, fixed at compile time.
@@ -49,6 +52,8 @@ pub struct LlmSite {
     pub provider: Option<&'static str>,
     /// Extra low-cardinality metric attributes fixed at the call site.
     pub attributes: &'static [(&'static str, &'static str)],
+    /// The site's instruments, bound to its attribute sets once per pipeline.
+    pub metrics: SiteMetrics,
 }
 
 impl LlmSite {

@@ -65,6 +65,7 @@ mod recording;
 mod request;
 mod response;
 pub mod semconv;
+mod site;
 mod stream;
 mod task;
 mod telemetry;
@@ -107,6 +108,7 @@ pub mod __private {
         Probe, ReadNoResponse, ReadResponse,
     };
     pub use crate::semconv;
+    pub use crate::site::SiteMetrics;
     pub use crate::stream::LlmStream;
     pub use crate::task::in_call;
 
@@ -122,6 +124,23 @@ pub mod __private {
         span: &tracing::Span,
     ) -> crate::task::InCall<F> {
         crate::task::in_async_call(future, span)
+    }
+
+    /// Whether anything listens to the spans the attributes create: when not,
+    /// generated code runs the body as written, without guard or span. Asked
+    /// of a call site with the spans' target and level, so filters by target
+    /// and level (what `RUST_LOG`-style filters use) decide exactly; a filter on
+    /// span names or fields can only disable a span further, which the guard
+    /// then sees.
+    #[macro_export]
+    #[doc(hidden)]
+    macro_rules! __enabled {
+        () => {
+            $crate::__private::tracing::span_enabled!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO
+            )
+        };
     }
 
     /// Creates the span of an `#[agent_step]`. Fields after `;` are passed to
