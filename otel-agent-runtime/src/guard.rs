@@ -10,17 +10,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::semconv;
+use crate::SpanExt as _;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::layer::{
-    metrics_delegated, panic_message, request_capture, roll_up, rollup_of, with_instruments,
-    with_layer, InstrumentsLayer, Rollup,
+    finish_llm_span, metrics_delegated, panic_message, request_capture, rollup_of,
+    with_instruments, with_layer, InstrumentsLayer, Rollup,
 };
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
 pub use crate::site::SiteMetrics;
+use crate::site::{LlmKey, LlmRecord, StepRecord};
 
 /// The `error.type` of a call whose future was dropped before it finished.
 pub const CANCELLED: &str = "cancelled";
@@ -142,8 +143,9 @@ impl End {
 const MAX_STATUS_BYTES: usize = 512;
 
 fn mark_error(span: &Span, error_type: &str, message: Option<&str>) {
+    // Recorded as fields, not only set on the OpenTelemetry span: other
+    // `tracing` layers (a log formatter) show how the call failed too.
     span.record(semconv::ERROR_TYPE, error_type);
-    span.record("otel.status_code", "error");
     let mut description = error_type.to_owned();
     if let Some(message) = message {
         with_layer(span, |layer| {
@@ -155,6 +157,7 @@ fn mark_error(span: &Span, error_type: &str, message: Option<&str>) {
             description = redacted[..end].to_owned();
         });
     }
+    span.record("otel.status_code", "error");
     span.record("otel.status_description", description.as_str());
 }
 
@@ -181,13 +184,38 @@ pub struct StepGuard {
 impl StepGuard {
     /// Starts the step: counts it in flight and starts its clock.
     pub fn start(site: &'static StepSite, span: Span) -> Self {
+        if span.is_disabled() {
+            return Self {
+                site,
+                span,
+                start: None,
+            };
+        }
         with_layer(&span, |layer| {
-            let mut attrs = Self::base_attrs(site);
-            layer.extend_with_tenant(&span, &mut attrs);
-            layer.instruments.step_active.add(1, &attrs);
+            let tenant = layer.tenant(&span);
+            site.metrics.record_step(
+                &layer.instruments,
+                layer.instruments.id,
+                tenant.as_ref(),
+                || Self::attrs(site, tenant.as_ref()),
+                OUTCOME_KEY,
+                &StepRecord::Started,
+            );
         });
-        let start = (!span.is_disabled()).then(Instant::now);
-        Self { site, span, start }
+        Self {
+            site,
+            span,
+            start: Some(Instant::now()),
+        }
+    }
+
+    /// The in-flight count's attributes.
+    fn attrs(site: &'static StepSite, tenant: Option<&StringValue>) -> Vec<KeyValue> {
+        let mut attrs = Self::base_attrs(site);
+        if let Some(tenant) = tenant {
+            attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
+        }
+        attrs
     }
 
     fn base_attrs(site: &'static StepSite) -> Vec<KeyValue> {
@@ -220,42 +248,54 @@ impl StepGuard {
         };
         let elapsed = start.elapsed().as_secs_f64();
         let (label, error_type, message) = end.describe(&self.span);
-        if let Some(error_type) = &error_type {
-            mark_error(&self.span, error_type, message.as_deref());
-        }
-        if let Some(rollup) = rollup_of(&self.span) {
-            record_rollup(&self.span, rollup);
-        }
         let site = self.site;
-        with_layer(&self.span, |layer| {
+        let span = &self.span;
+        let mut span_attrs = Vec::new();
+        if let Some(rollup) = rollup_of(span) {
+            rollup_attrs(rollup, &mut span_attrs);
+        }
+        if let Some(error_type) = &error_type {
+            mark_error(span, error_type, message.as_deref());
+        }
+        with_layer(span, |layer| {
             let i = &layer.instruments;
-            let mut attrs = Self::base_attrs(site);
-            layer.extend_with_tenant(&self.span, &mut attrs);
+            let tenant = layer.tenant(span);
+            let Some(error_type) = error_type else {
+                site.metrics.record_step(
+                    i,
+                    i.id,
+                    tenant.as_ref(),
+                    || Self::attrs(site, tenant.as_ref()),
+                    OUTCOME_KEY,
+                    &StepRecord::Succeeded(elapsed),
+                );
+                return;
+            };
+            let mut attrs = Self::attrs(site, tenant.as_ref());
             i.step_active.add(-1, &attrs);
             attrs.push(static_kv(OUTCOME_KEY, label));
-            if let Some(error_type) = error_type {
-                attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
-            }
+            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
             i.step_duration.record(elapsed, &attrs);
             i.step_calls.add(1, &attrs);
         });
+        crate::bridge::update(span, span_attrs, None);
     }
 }
 
 /// The span attribute holding a call's (or a step's summed) cost in US dollars.
 pub const COST_ATTRIBUTE: &str = "otel_agent.cost.usd";
 
-fn record_rollup(span: &Span, rollup: Rollup) {
-    span.set_attribute(
-        semconv::GEN_AI_USAGE_INPUT_TOKENS,
+fn rollup_attrs(rollup: Rollup, attrs: &mut Vec<KeyValue>) {
+    attrs.push(KeyValue::new(
+        Key::from_static_str(semconv::GEN_AI_USAGE_INPUT_TOKENS),
         i64::try_from(rollup.input_tokens).unwrap_or(i64::MAX),
-    );
-    span.set_attribute(
-        semconv::GEN_AI_USAGE_OUTPUT_TOKENS,
+    ));
+    attrs.push(KeyValue::new(
+        Key::from_static_str(semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
         i64::try_from(rollup.output_tokens).unwrap_or(i64::MAX),
-    );
+    ));
     if rollup.priced {
-        span.set_attribute(COST_ATTRIBUTE, rollup.cost_usd);
+        attrs.push(KeyValue::new(COST_ATTRIBUTE, rollup.cost_usd));
     }
 }
 
@@ -342,7 +382,7 @@ impl LlmGuard {
 
     pub(crate) fn mark_streaming(&self) {
         self.span
-            .set_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
+            .set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
     }
 
     /// Records the time from the call's start to the first chunk of its stream.
@@ -350,7 +390,7 @@ impl LlmGuard {
         let Some(start) = self.start else { return };
         let secs = at.duration_since(start).as_secs_f64();
         self.span
-            .set_attribute(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, secs);
+            .set_otel_attribute(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, secs);
         if metrics_delegated(&self.span) {
             return;
         }
@@ -378,14 +418,18 @@ impl LlmGuard {
         let elapsed = start.elapsed().as_secs_f64();
         let span = &self.span;
         let (_, error_type, message) = end.describe(span);
-        if let Some(error_type) = &error_type {
-            mark_error(span, error_type, message.as_deref());
-        }
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8);
         if let Some(model) = &report.response_model {
-            span.record(semconv::GEN_AI_RESPONSE_MODEL, model.as_str());
+            attrs.push(KeyValue::new(
+                Key::from_static_str(semconv::GEN_AI_RESPONSE_MODEL),
+                model.clone(),
+            ));
         }
         if let Some(id) = &report.response_id {
-            span.record(semconv::GEN_AI_RESPONSE_ID, id.as_str());
+            attrs.push(KeyValue::new(
+                Key::from_static_str(semconv::GEN_AI_RESPONSE_ID),
+                id.clone(),
+            ));
         }
         if !report.finish_reasons.is_empty() {
             let reasons: Vec<StringValue> = report
@@ -394,10 +438,10 @@ impl LlmGuard {
                 .cloned()
                 .map(StringValue::from)
                 .collect();
-            span.set_attribute(
-                semconv::GEN_AI_RESPONSE_FINISH_REASONS,
+            attrs.push(KeyValue::new(
+                Key::from_static_str(semconv::GEN_AI_RESPONSE_FINISH_REASONS),
                 Value::Array(opentelemetry::Array::String(reasons)),
-            );
+            ));
         }
         let usage = report.usage.unwrap_or_default();
         let counts = [
@@ -418,57 +462,69 @@ impl LlmGuard {
         ];
         for (key, count) in counts {
             if let Some(count) = count {
-                // tracing-opentelemetry keeps i64 as an integer attribute; u64 would
-                // arrive as a string.
-                span.record(key, i64::try_from(count).unwrap_or(i64::MAX));
+                attrs.push(KeyValue::new(
+                    Key::from_static_str(key),
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                ));
             }
         }
         let (site, provider, model) = (self.site, self.provider, &self.model);
-        // A wrapped call's tokens and cost are its inner call's: counted there.
-        let owns_metrics = !metrics_delegated(span);
+        if let Some(error_type) = &error_type {
+            mark_error(span, error_type, message.as_deref());
+        }
+        let mut attrs = Some(attrs);
         with_layer(span, |layer| {
+            let Some(mut attrs) = attrs.take() else {
+                return;
+            };
             if layer.options.legacy_names {
-                record_legacy_names(span, provider, &usage);
+                legacy_names(provider, &usage, &mut attrs);
             }
             let cost = price(layer, model, &report);
             if let Some(cost) = cost {
-                span.set_attribute(COST_ATTRIBUTE, cost);
+                attrs.push(KeyValue::new(COST_ATTRIBUTE, cost));
             }
-            if !owns_metrics {
-                return;
-            }
-            if let Some(usage) = report.usage {
-                roll_up(
+            let rollup = report.usage.map(|usage| Rollup {
+                input_tokens: usage.input_tokens.unwrap_or(0),
+                output_tokens: usage.output_tokens.unwrap_or(0),
+                cost_usd: cost.unwrap_or(0.0),
+                priced: cost.is_some(),
+            });
+            // A wrapped call's tokens and cost are its inner call's: counted there.
+            if finish_llm_span(span, attrs, rollup) {
+                record_llm_metrics(
+                    layer,
                     span,
-                    Rollup {
-                        input_tokens: usage.input_tokens.unwrap_or(0),
-                        output_tokens: usage.output_tokens.unwrap_or(0),
-                        cost_usd: cost.unwrap_or(0.0),
-                        priced: cost.is_some(),
-                    },
+                    site,
+                    provider,
+                    model,
+                    elapsed,
+                    error_type.clone(),
+                    &report,
+                    cost,
                 );
             }
-            record_llm_metrics(
-                layer, span, site, provider, model, elapsed, error_type, &report, cost,
-            );
         });
+        if let Some(attrs) = attrs {
+            crate::bridge::update(span, attrs, None);
+        }
     }
 }
 
 /// The deprecated names older backends still read, in the compatibility mode.
-fn record_legacy_names(span: &Span, provider: &'static str, usage: &Usage) {
-    span.set_attribute(semconv::GEN_AI_SYSTEM, provider);
+fn legacy_names(provider: &'static str, usage: &Usage, attrs: &mut Vec<KeyValue>) {
+    attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
     if let Some(n) = usage.input_tokens {
-        span.set_attribute(
-            semconv::GEN_AI_USAGE_PROMPT_TOKENS,
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::GEN_AI_USAGE_PROMPT_TOKENS),
             i64::try_from(n).unwrap_or(i64::MAX),
-        );
+        ));
     }
     if let Some(n) = usage.output_tokens {
-        span.set_attribute(
-            semconv::GEN_AI_USAGE_COMPLETION_TOKENS,
+        attrs.push(KeyValue::new(
+            Key::from_static_str(semconv::GEN_AI_USAGE_COMPLETION_TOKENS),
             i64::try_from(n).unwrap_or(i64::MAX),
-        );
+        ));
     }
 }
 
@@ -498,40 +554,77 @@ fn record_llm_metrics(
     cost: Option<f64>,
 ) {
     let i = &layer.instruments;
-    let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
-    attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-    attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
-    attrs.push(KeyValue::new(
-        semconv::GEN_AI_REQUEST_MODEL,
-        Value::String(model.0.clone()),
-    ));
-    if let Some(response_model) = &report.response_model {
+    let tenant = layer.tenant(span);
+    let attrs = |error_type: Option<Cow<'static, str>>| {
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
+        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
+        attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
         attrs.push(KeyValue::new(
-            semconv::GEN_AI_RESPONSE_MODEL,
-            response_model.clone(),
+            semconv::GEN_AI_REQUEST_MODEL,
+            Value::String(model.0.clone()),
         ));
-    }
-    if let Some(error_type) = error_type {
-        attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
-    }
-    attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
-    if layer.options.legacy_names {
-        attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
-    }
-    let before_tenant = attrs.len();
-    layer.extend_with_tenant(span, &mut attrs);
-    i.llm_duration.record(elapsed, &attrs);
-    let Some(usage) = report.usage else { return };
-    if layer.options.prices.is_some() {
-        // Cost series carry only provider, model and tenant: few of each.
-        let mut cost_attrs = vec![attrs[1].clone(), attrs[2].clone()];
-        cost_attrs.extend_from_slice(&attrs[before_tenant..]);
-        match cost {
-            Some(cost) => i.llm_cost.add(cost, &cost_attrs),
-            None => i.llm_unpriced_calls.add(1, &cost_attrs),
+        if let Some(response_model) = &report.response_model {
+            attrs.push(KeyValue::new(
+                semconv::GEN_AI_RESPONSE_MODEL,
+                response_model.clone(),
+            ));
+        }
+        if let Some(error_type) = error_type {
+            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
+        }
+        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
+        if layer.options.legacy_names {
+            attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
+        }
+        if let Some(tenant) = &tenant {
+            attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
+        }
+        attrs
+    };
+    if report.usage.is_some() && layer.options.prices.is_some() {
+        {
+            // Cost series carry only provider, model and tenant: few of each.
+            let mut cost_attrs = vec![
+                static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
+                KeyValue::new(
+                    semconv::GEN_AI_REQUEST_MODEL,
+                    Value::String(model.0.clone()),
+                ),
+            ];
+            if let Some(tenant) = &tenant {
+                cost_attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
+            }
+            match cost {
+                Some(cost) => i.llm_cost.add(cost, &cost_attrs),
+                None => i.llm_unpriced_calls.add(1, &cost_attrs),
+            }
         }
     }
     // Token counts the provider did not report are left out, never guessed.
+    let usage = report.usage.unwrap_or_default();
+    if error_type.is_none() {
+        site.metrics.record_llm(
+            i,
+            &LlmKey {
+                pipeline: i.id,
+                model: model.as_str(),
+                response_model: report.response_model.as_deref(),
+                tenant: tenant.as_ref(),
+            },
+            || attrs(None),
+            &LlmRecord {
+                duration: elapsed,
+                input_tokens: report.usage.and(usage.input_tokens),
+                output_tokens: report.usage.and(usage.output_tokens),
+            },
+        );
+        return;
+    }
+    let mut attrs = attrs(error_type);
+    i.llm_duration.record(elapsed, &attrs);
+    if report.usage.is_none() {
+        return;
+    }
     for (kind, count) in [
         ("input", usage.input_tokens),
         ("output", usage.output_tokens),

@@ -36,6 +36,8 @@ pub const STEP_BUCKETS: [f64; 16] = [
 
 #[derive(Debug)]
 pub(crate) struct Instruments {
+    /// Tells this pipeline's instruments from another's in call sites' caches.
+    pub id: u64,
     pub llm_duration: Histogram<f64>,
     pub token_usage: Histogram<u64>,
     pub time_to_first_chunk: Histogram<f64>,
@@ -50,6 +52,7 @@ pub(crate) struct Instruments {
 impl Instruments {
     pub(crate) fn new(meter: &Meter) -> Self {
         Self {
+            id: crate::site::next_pipeline_id(),
             llm_duration: meter
                 .f64_histogram(semconv::GEN_AI_CLIENT_OPERATION_DURATION)
                 .with_unit("s")

@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use tracing::span::{Attributes, Id};
 use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::instruments::Instruments;
@@ -33,6 +34,15 @@ impl InstrumentsLayer {
     /// not. The tenant is read from the span's own context, so a call's metrics
     /// use the same value when it starts and when it ends, even when a cancelled
     /// future is dropped outside any context.
+    /// The tenant for metrics, when the user allow-listed it (see
+    /// [`extend_with_tenant`](Self::extend_with_tenant)).
+    pub(crate) fn tenant(&self, span: &Span) -> Option<opentelemetry::StringValue> {
+        if !self.options.tenant_on_metrics {
+            return None;
+        }
+        crate::context::tenant_of(span)
+    }
+
     pub(crate) fn extend_with_tenant(&self, span: &Span, attrs: &mut Vec<opentelemetry::KeyValue>) {
         if !self.options.tenant_on_metrics {
             return;
@@ -116,9 +126,31 @@ pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
     });
 }
 
+/// Ends an `#[llm_call]`'s span with one registry lookup: sets `attrs` on it
+/// and, unless a nested call owns this call's metrics, adds its tokens and
+/// cost to every enclosing step. Returns whether this call owns its metrics.
+pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<Rollup>) -> bool {
+    let mut attrs = Some(attrs);
+    let owns = with_registry_span(span, |s| {
+        let owns = s.extensions().get::<DelegatedMetrics>().is_none();
+        if let Some(add) = rollup.filter(|_| owns) {
+            roll_up(&s, add);
+        }
+        if let Some(left) = crate::bridge::set_on(&s, attrs.take().unwrap_or_default()) {
+            attrs = Some(left);
+        }
+        owns
+    })
+    .unwrap_or(true);
+    if let Some(attrs) = attrs {
+        crate::bridge::update(span, attrs, None);
+    }
+    owns
+}
+
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
-pub(crate) fn roll_up(span: &Span, add: Rollup) {
-    with_registry_span(span, |s| {
+fn roll_up(s: &SpanRef<'_, Registry>, add: Rollup) {
+    {
         for step in s.scope().skip(1).filter(|s| is_step(s.metadata())) {
             let mut ext = step.extensions_mut();
             match ext.get_mut::<Rollup>() {
@@ -131,7 +163,7 @@ pub(crate) fn roll_up(span: &Span, add: Rollup) {
                 None => ext.insert(add),
             }
         }
-    });
+    }
 }
 
 /// The tokens and cost rolled up onto a step span so far.

@@ -43,6 +43,7 @@
 //!   panic or a dropped future ends the span as `panic` or `cancelled`.
 #![deny(missing_docs)]
 
+mod bridge;
 mod config;
 mod console;
 pub mod content;
@@ -70,6 +71,7 @@ mod stream;
 mod task;
 mod telemetry;
 
+pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
 pub use guard::COST_ATTRIBUTE;

@@ -71,6 +71,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use crate::SpanExt as _;
 use async_openai::config::Config;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
@@ -80,7 +81,6 @@ use async_openai::types::chat::{
 use async_openai::Client;
 use futures_core::Stream;
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use crate::request::{LlmRequest, RequestParams};
 use crate::response::{ErrorType, LlmResponse, Usage};
@@ -424,8 +424,8 @@ impl ChatStreamSummary {
             let elapsed = self.started.elapsed();
             self.time_to_first_chunk = Some(elapsed);
             let span = Span::current();
-            span.set_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
-            span.set_attribute(
+            span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
+            span.set_otel_attribute(
                 semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
                 elapsed.as_secs_f64(),
             );
@@ -582,8 +582,8 @@ pub fn server_of(base_url: &str) -> Option<(String, u16)> {
 pub fn record_server(base_url: &str) {
     if let Some((address, port)) = server_of(base_url) {
         let span = Span::current();
-        span.set_attribute(semconv::SERVER_ADDRESS, address);
-        span.set_attribute(semconv::SERVER_PORT, i64::from(port));
+        span.set_otel_attribute(semconv::SERVER_ADDRESS, address);
+        span.set_otel_attribute(semconv::SERVER_PORT, i64::from(port));
     }
 }
 

@@ -21,9 +21,9 @@
 
 use std::sync::Arc;
 
+use crate::SpanExt as _;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::semconv;
 
@@ -118,7 +118,7 @@ impl RequestParams {
     /// Sets the attributes on `span`.
     pub fn record(&self, span: &Span) {
         for kv in self.attributes() {
-            span.set_attribute(kv.key, kv.value);
+            span.set_otel_attribute(kv.key, kv.value);
         }
     }
 }

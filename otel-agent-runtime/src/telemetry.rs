@@ -776,7 +776,7 @@ fn first_error(results: impl Iterator<Item = OTelSdkResult>) -> OTelSdkResult {
 ///
 /// The SDK clones a finished span's data for each processor it has, even the
 /// last; with this single one, the data is cloned only for extra processors a
-/// user adds (tests' in-memory exporters) and moved into the exporting one.
+/// user adds before the last one, and moved into the last.
 #[derive(Debug)]
 struct Processors {
     /// Spans that ended and were sampled in: `Telemetry::spans_ended`.
@@ -804,12 +804,16 @@ impl SpanProcessor for Processors {
 
     fn on_end(&self, span: SpanData) {
         self.ended.fetch_add(1, Ordering::Relaxed);
-        for processor in &self.extra {
-            processor.on_end(span.clone());
+        // Every processor but the last gets a copy; the last gets the span.
+        let mut all = self.all();
+        let Some(mut current) = all.next() else {
+            return;
+        };
+        for next in all {
+            current.on_end(span.clone());
+            current = next;
         }
-        if let Some(processor) = &self.exporting {
-            processor.on_end(span);
-        }
+        current.on_end(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -907,17 +911,17 @@ impl Telemetry {
                     .with_version(env!("CARGO_PKG_VERSION"))
                     .build(),
             );
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
+            let users = tracing_opentelemetry::layer()
+                .with_tracer(tracer.clone())
                 .with_level(false)
                 .with_target(false)
                 .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
                     !is_export_machinery(meta.target())
-                }))
-                .and_then(InstrumentsLayer {
-                    instruments: p.instruments.clone(),
-                    options: p.recording.clone(),
-                })
+                }));
+            crate::bridge::Bridge::new(users, tracer).and_then(InstrumentsLayer {
+                instruments: p.instruments.clone(),
+                options: p.recording.clone(),
+            })
         })
     }
 

@@ -1,0 +1,544 @@
+//! The bridge from the attributes' `tracing` spans to OpenTelemetry spans.
+//!
+//! `tracing-opentelemetry` turns any `tracing` span into an OpenTelemetry span,
+//! and that generality is most of what an annotated call costs (see
+//! `docs/performance.md`): every field becomes an owned `String` on a span
+//! builder, each `record` runs a visitor and takes a lock, location and thread
+//! attributes are added, busy/idle time is tracked on every enter and exit.
+//! The attributes' spans are known in advance, so this layer builds their SDK
+//! span itself, at once, from the fields' static names, and hands every other
+//! span to `tracing-opentelemetry` unchanged.
+//!
+//! The two stay one tree: an attribute's span is started under the current
+//! OpenTelemetry context (which `tracing-opentelemetry` keeps current for the
+//! user's entered spans) and makes its own context current while entered, so
+//! spans, events and OpenTelemetry-native code inside an annotated call nest
+//! under it whichever layer made them. [`SpanExt`] reaches either kind of span.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, Value};
+use opentelemetry_sdk::trace::SdkTracer;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::Layer;
+
+use crate::layer::TARGET;
+
+const CODE_FILE_PATH: Key =
+    Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_FILE_PATH);
+// Not in the conventions crate (it marks the module attribute development-only
+// and leaves it out); the name tracing-opentelemetry uses.
+const CODE_MODULE_NAME: Key = Key::from_static_str("code.module.name");
+const CODE_LINE_NUMBER: Key =
+    Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_LINE_NUMBER);
+
+/// On an attribute's span: its OpenTelemetry context, holding the SDK span.
+struct OwnSpan {
+    cx: OtelContext,
+}
+
+thread_local! {
+    /// The contexts attached by entered attribute spans, innermost last.
+    static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Builds the attributes' spans; forwards every other span to `inner`
+/// (`tracing-opentelemetry`).
+pub(crate) struct Bridge<L, S> {
+    inner: L,
+    tracer: SdkTracer,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+impl<L, S> Bridge<L, S> {
+    pub(crate) fn new(inner: L, tracer: SdkTracer) -> Self {
+        Self {
+            inner,
+            tracer,
+            _subscriber: PhantomData,
+        }
+    }
+}
+
+fn is_own(metadata: &Metadata<'_>) -> bool {
+    metadata.target() == TARGET
+}
+
+/// What the visitor collected from a span's fields.
+#[derive(Default)]
+struct Fields {
+    name: Option<String>,
+    kind: Option<SpanKind>,
+    status_code: Option<bool>,
+    status_description: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Fields {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            attributes: Vec::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    fn status(&self) -> Option<Status> {
+        match self.status_code {
+            Some(true) => Some(Status::error(
+                self.status_description.clone().unwrap_or_default(),
+            )),
+            Some(false) => Some(Status::Ok),
+            // A description comes with an error: recorded after the code, it
+            // completes the status the code set.
+            None => self.status_description.clone().map(Status::error),
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "otel.name" => self.name = Some(value.to_owned()),
+            "otel.kind" => self.kind = span_kind(value),
+            "otel.status_code" => {
+                self.status_code = if value.eq_ignore_ascii_case("error") {
+                    Some(true)
+                } else if value.eq_ignore_ascii_case("ok") {
+                    Some(false)
+                } else {
+                    None
+                };
+            }
+            "otel.status_description" => self.status_description = Some(value.to_owned()),
+            name => self
+                .attributes
+                .push(KeyValue::new(Key::from_static_str(name), value.to_owned())),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        // An integer attribute, as tracing-opentelemetry keeps it when it fits.
+        let value =
+            i64::try_from(value).map_or_else(|_| Value::from(value.to_string()), Value::from);
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_str(field, &value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+fn span_kind(value: &str) -> Option<SpanKind> {
+    [
+        ("client", SpanKind::Client),
+        ("server", SpanKind::Server),
+        ("producer", SpanKind::Producer),
+        ("consumer", SpanKind::Consumer),
+        ("internal", SpanKind::Internal),
+    ]
+    .into_iter()
+    .find(|(name, _)| value.eq_ignore_ascii_case(name))
+    .map(|(_, kind)| kind)
+}
+
+/// An event's fields: `message` names the span event, the rest are attributes.
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Visit for EventFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_owned());
+        } else {
+            self.attributes.push(KeyValue::new(
+                Key::from_static_str(field.name()),
+                value.to_owned(),
+            ));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.record_str(field, &value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+fn own_context<S>(span: &SpanRef<'_, S>) -> Option<OtelContext>
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    span.extensions().get::<OwnSpan>().map(|own| own.cx.clone())
+}
+
+impl<S, L> Layer<S> for Bridge<L, S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.inner.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> tracing_core::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.enabled(metadata, ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.event_enabled(event, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !is_own(attrs.metadata()) {
+            return self.inner.on_new_span(attrs, id, ctx);
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let parent = if attrs.is_root() {
+            OtelContext::new()
+        } else if let Some(parent) = attrs.parent() {
+            ctx.span(parent)
+                .and_then(|p| own_context(&p))
+                .unwrap_or_else(OtelContext::current)
+        } else {
+            // tracing-opentelemetry makes an entered span's context current, and
+            // so does this layer: the current context is the enclosing span's.
+            OtelContext::current()
+        };
+        let meta = attrs.metadata();
+        let mut fields = Fields::with_capacity(attrs.fields().len() + 3);
+        // Where the annotated function is, as tracing-opentelemetry says it for
+        // every span (thread and busy/idle attributes are left out: they cost an
+        // allocation and two clock reads per span, and say little about a call).
+        if let Some(file) = meta.file() {
+            fields.attributes.push(KeyValue::new(CODE_FILE_PATH, file));
+        }
+        if let Some(module) = meta.module_path() {
+            fields
+                .attributes
+                .push(KeyValue::new(CODE_MODULE_NAME, module));
+        }
+        if let Some(line) = meta.line() {
+            fields
+                .attributes
+                .push(KeyValue::new(CODE_LINE_NUMBER, i64::from(line)));
+        }
+        attrs.record(&mut fields);
+        let status = fields.status();
+        // The span's name is the call site's (static, no copy) unless the
+        // `otel.name` field gives one (a model chosen at run time).
+        let name: Cow<'static, str> = match fields.name {
+            Some(name) => Cow::Owned(name),
+            None => Cow::Borrowed(meta.name()),
+        };
+        let builder = SpanBuilder::from_name(name)
+            .with_kind(fields.kind.unwrap_or(SpanKind::Internal))
+            .with_attributes(fields.attributes);
+        let mut otel_span = self.tracer.build_with_context(builder, &parent);
+        if let Some(status) = status {
+            opentelemetry::trace::Span::set_status(&mut otel_span, status);
+        }
+        span.extensions_mut().insert(OwnSpan {
+            cx: parent.with_span(otel_span),
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if !is_own(span.metadata()) {
+            return self.inner.on_record(id, values, ctx.clone());
+        }
+        let Some(cx) = own_context(&span) else { return };
+        let mut fields = Fields::with_capacity(values.len());
+        values.record(&mut fields);
+        let otel_span = cx.span();
+        if let Some(name) = fields.name.take() {
+            otel_span.update_name(name);
+        }
+        if let Some(status) = fields.status() {
+            otel_span.set_status(status);
+        }
+        if !fields.attributes.is_empty() {
+            otel_span.set_attributes(fields.attributes);
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        // Links must be given when an SDK span starts: a later `follows_from`
+        // on an attribute's span is not recorded.
+        let own = ctx.span(id).is_some_and(|span| is_own(span.metadata()));
+        if !own {
+            self.inner.on_follows_from(id, follows, ctx);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = match event.parent() {
+            Some(parent) => ctx.span(parent),
+            None if event.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        let Some(span) = span.filter(|s| is_own(s.metadata())) else {
+            return self.inner.on_event(event, ctx);
+        };
+        let meta = event.metadata();
+        // The SDK's own diagnostics, emitted while a span is exported, are not
+        // events of the user's call.
+        if meta.target().starts_with("opentelemetry") {
+            return;
+        }
+        let Some(cx) = own_context(&span) else { return };
+        let mut fields = EventFields {
+            message: None,
+            attributes: Vec::with_capacity(meta.fields().len() + 2),
+        };
+        fields
+            .attributes
+            .push(KeyValue::new("level", meta.level().as_str()));
+        fields
+            .attributes
+            .push(KeyValue::new("target", meta.target().to_owned()));
+        event.record(&mut fields);
+        let otel_span = cx.span();
+        if *meta.level() == tracing::Level::ERROR {
+            otel_span.set_status(Status::error(""));
+        }
+        let name = fields.message.unwrap_or_else(|| meta.name().to_owned());
+        otel_span.add_event(name, fields.attributes);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if !is_own(span.metadata()) {
+            return self.inner.on_enter(id, ctx.clone());
+        }
+        if let Some(cx) = own_context(&span) {
+            let guard = cx.attach();
+            ATTACHED.with(|stack| stack.borrow_mut().push((id.clone(), guard)));
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        // An attribute's span entered on this thread is on the stack, almost
+        // always on top: no registry lookup needed to tell it from others.
+        let guard = ATTACHED.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            let at = stack.iter().rposition(|(entered, _)| entered == id)?;
+            Some(stack.remove(at))
+        });
+        match guard {
+            // Detached outside the borrow of the stack.
+            Some(guard) => drop(guard),
+            None => self.inner.on_exit(id, ctx),
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if !is_own(span.metadata()) {
+            return self.inner.on_close(id, ctx.clone());
+        }
+        let own = span.extensions_mut().remove::<OwnSpan>();
+        if let Some(own) = own {
+            own.cx.span().end();
+        }
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.inner.on_id_change(old, new, ctx);
+    }
+
+    // SAFETY: forwards to `inner`, whose pointers are valid as long as `self`.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(std::ptr::from_ref(self).cast());
+        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.inner.downcast_raw(id) }
+    }
+}
+
+/// Sets attributes, adds events and reads the context of a `tracing` span's
+/// OpenTelemetry span, whichever layer made it: an attribute's span (built by
+/// this runtime) or any other span (built by `tracing-opentelemetry`).
+///
+/// Inside an `#[agent_step]` or `#[llm_call]`, use it (or
+/// [`opentelemetry::Context::current`]) rather than
+/// `tracing_opentelemetry::OpenTelemetrySpanExt`, which sees only the spans
+/// `tracing-opentelemetry` built.
+pub trait SpanExt {
+    /// The span's OpenTelemetry context: its trace, span id and baggage, to
+    /// propagate or to attach.
+    fn otel_context(&self) -> OtelContext;
+
+    /// Sets an attribute on the OpenTelemetry span.
+    fn set_otel_attribute(&self, key: impl Into<Key>, value: impl Into<Value>);
+
+    /// Adds an event to the OpenTelemetry span.
+    fn add_otel_event(
+        &self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+    );
+
+    /// Sets the OpenTelemetry span's status.
+    fn set_otel_status(&self, status: Status);
+}
+
+/// Runs `f` with the context of `span` when this runtime built its
+/// OpenTelemetry span; `None` for any other span.
+fn with_own<T>(span: &tracing::Span, f: impl FnOnce(&OtelContext) -> T) -> Option<T> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let data = registry.span(id)?;
+        let ext = data.extensions();
+        let own = ext.get::<OwnSpan>()?;
+        Some(f(&own.cx))
+    })
+    .flatten()
+}
+
+impl SpanExt for tracing::Span {
+    fn otel_context(&self) -> OtelContext {
+        with_own(self, Clone::clone)
+            .unwrap_or_else(|| tracing_opentelemetry::OpenTelemetrySpanExt::context(self))
+    }
+
+    fn set_otel_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
+        let kv = KeyValue::new(key, value);
+        let mut kv = Some(kv);
+        with_own(self, |cx| {
+            if let Some(kv) = kv.take() {
+                cx.span().set_attribute(kv);
+            }
+        });
+        if let Some(kv) = kv {
+            tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(self, kv.key, kv.value);
+        }
+    }
+
+    fn add_otel_event(
+        &self,
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+    ) {
+        let mut event = Some((name.into(), attributes));
+        with_own(self, |cx| {
+            if let Some((name, attributes)) = event.take() {
+                cx.span().add_event(name, attributes);
+            }
+        });
+        if let Some((name, attributes)) = event {
+            tracing_opentelemetry::OpenTelemetrySpanExt::add_event(self, name, attributes);
+        }
+    }
+
+    fn set_otel_status(&self, status: Status) {
+        let mut status = Some(status);
+        with_own(self, |cx| {
+            if let Some(status) = status.take() {
+                cx.span().set_status(status);
+            }
+        });
+        if let Some(status) = status {
+            tracing_opentelemetry::OpenTelemetrySpanExt::set_status(self, status);
+        }
+    }
+}
+
+/// Sets `attributes` on the registry span `span` when this runtime built its
+/// OpenTelemetry span; gives them back otherwise.
+pub(crate) fn set_on(
+    span: &SpanRef<'_, tracing_subscriber::Registry>,
+    attributes: Vec<KeyValue>,
+) -> Option<Vec<KeyValue>> {
+    let ext = span.extensions();
+    let Some(own) = ext.get::<OwnSpan>() else {
+        return Some(attributes);
+    };
+    if !attributes.is_empty() {
+        own.cx.span().set_attributes(attributes);
+    }
+    None
+}
+
+/// Sets attributes and the status of an attribute's span with one lookup; on
+/// any other span, one at a time through `tracing-opentelemetry`.
+pub(crate) fn update(span: &tracing::Span, attributes: Vec<KeyValue>, status: Option<Status>) {
+    if attributes.is_empty() && status.is_none() {
+        return;
+    }
+    let mut update = Some((attributes, status));
+    with_own(span, |cx| {
+        if let Some((attributes, status)) = update.take() {
+            let otel_span = cx.span();
+            if !attributes.is_empty() {
+                otel_span.set_attributes(attributes);
+            }
+            if let Some(status) = status {
+                otel_span.set_status(status);
+            }
+        }
+    });
+    if let Some((attributes, status)) = update {
+        for kv in attributes {
+            tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(span, kv.key, kv.value);
+        }
+        if let Some(status) = status {
+            tracing_opentelemetry::OpenTelemetrySpanExt::set_status(span, status);
+        }
+    }
+}

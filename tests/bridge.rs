@@ -1,0 +1,106 @@
+//! The attributes' spans are built by the runtime, every other span by
+//! tracing-opentelemetry: the two must still make one tree, and what users do
+//! inside an annotated call (their own spans, events, OpenTelemetry-native code,
+//! attributes on the current span) must land on the right span.
+
+mod common;
+
+use common::{attr, harness, span_named};
+use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry::KeyValue;
+use otel_agent_runtime::{agent_step, llm_call, SpanExt as _};
+
+#[derive(Debug, Default)]
+struct Reply;
+
+#[llm_call(model = "gpt-4o", provider = "openai")]
+fn ask() -> Option<Reply> {
+    // A user's span inside the call, made by tracing-opentelemetry.
+    let _http = tracing::info_span!("http request", otel.kind = "client").entered();
+    // What OpenTelemetry-native code sees as the current span.
+    let current = opentelemetry::Context::current();
+    assert!(current.span().span_context().is_valid());
+    Some(Reply)
+}
+
+#[agent_step(agent = "planner")]
+fn plan(fail: bool) -> Result<u32, std::io::Error> {
+    tracing::info!(step = 1, "thinking");
+    tracing::Span::current().set_otel_attribute("app.plan.size", 3_i64);
+    ask();
+    if fail {
+        tracing::error!("gave up");
+    }
+    Ok(1)
+}
+
+#[test]
+fn user_spans_nest_under_attribute_spans_and_attribute_spans_under_user_spans() {
+    let h = harness();
+    h.run(|| {
+        let _outer = tracing::info_span!("request").entered();
+        plan(false).unwrap();
+    });
+    let spans = h.finished_spans();
+    let request = span_named(&spans, "request");
+    let step = span_named(&spans, "invoke_agent planner");
+    let call = span_named(&spans, "chat gpt-4o");
+    let http = span_named(&spans, "http request");
+
+    assert_eq!(step.parent_span_id, request.span_context.span_id());
+    assert_eq!(call.parent_span_id, step.span_context.span_id());
+    assert_eq!(http.parent_span_id, call.span_context.span_id());
+    for span in [step, call, http] {
+        assert_eq!(
+            span.span_context.trace_id(),
+            request.span_context.trace_id()
+        );
+    }
+    assert_eq!(http.span_kind, opentelemetry::trace::SpanKind::Client);
+    assert_eq!(call.span_kind, opentelemetry::trace::SpanKind::Client);
+}
+
+#[test]
+fn events_and_attributes_inside_a_step_land_on_its_span() {
+    let h = harness();
+    h.run(|| plan(true).unwrap());
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "invoke_agent planner");
+
+    assert_eq!(attr(step, "app.plan.size"), Some(3_i64.into()));
+    let thinking = step
+        .events
+        .iter()
+        .find(|e| e.name == "thinking")
+        .expect("the info event is on the step's span");
+    assert!(thinking.attributes.contains(&KeyValue::new("step", 1_i64)));
+    assert!(thinking
+        .attributes
+        .contains(&KeyValue::new("level", "INFO")));
+    // An ERROR event marks the span failed, as tracing-opentelemetry does.
+    assert!(step.events.iter().any(|e| e.name == "gave up"));
+    assert!(matches!(step.status, Status::Error { .. }));
+    // Location attributes, as on every other span.
+    assert!(attr(step, "code.file.path").is_some());
+    assert!(attr(step, "code.line.number").is_some());
+}
+
+#[test]
+fn the_context_of_an_attribute_span_is_its_own() {
+    let h = harness();
+    let (inside, outside) = h.run(|| {
+        let inside = std::cell::Cell::new(None);
+        #[agent_step(kind = tool, name = "probe")]
+        fn probe(seen: &std::cell::Cell<Option<opentelemetry::trace::SpanContext>>) {
+            let cx = tracing::Span::current().otel_context();
+            seen.set(Some(cx.span().span_context().clone()));
+        }
+        probe(&inside);
+        (inside.take(), opentelemetry::Context::current())
+    });
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "execute_tool probe");
+    assert_eq!(inside, Some(step.span_context.clone()));
+    // Leaving the call detaches its context again.
+    assert!(!outside.span().span_context().is_valid());
+}
