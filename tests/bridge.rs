@@ -104,3 +104,34 @@ fn the_context_of_an_attribute_span_is_its_own() {
     // Leaving the call detaches its context again.
     assert!(!outside.span().span_context().is_valid());
 }
+
+#[test]
+fn tracing_opentelemetry_can_build_the_attribute_spans_for_code_that_needs_its_extension() {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let h = common::harness_with(|b| b.spans_through_tracing_opentelemetry(true));
+    let seen = h.run(|| {
+        #[agent_step(kind = tool, name = "legacy")]
+        fn legacy() -> opentelemetry::trace::SpanContext {
+            let span = tracing::Span::current();
+            span.set_attribute("app.legacy", true);
+            span.context().span().span_context().clone()
+        }
+        let _outer = tracing::info_span!("request").entered();
+        let seen = legacy();
+        plan(true).unwrap();
+        seen
+    });
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "execute_tool legacy");
+    assert_eq!(seen, step.span_context);
+    assert_eq!(attr(step, "app.legacy"), Some(true.into()));
+    // The rest still holds: nesting, usage, failure status, rolled-up tokens.
+    let planner = span_named(&spans, "invoke_agent planner");
+    let call = span_named(&spans, "chat gpt-4o");
+    assert_eq!(call.parent_span_id, planner.span_context.span_id());
+    assert_eq!(
+        span_named(&spans, "http request").parent_span_id,
+        call.span_context.span_id()
+    );
+    assert!(matches!(planner.status, Status::Error { .. }));
+}

@@ -54,21 +54,24 @@ thread_local! {
 pub(crate) struct Bridge<L, S> {
     inner: L,
     tracer: SdkTracer,
+    /// False: `tracing-opentelemetry` builds the attributes' spans too.
+    own_spans: bool,
     _subscriber: PhantomData<fn(S)>,
 }
 
 impl<L, S> Bridge<L, S> {
-    pub(crate) fn new(inner: L, tracer: SdkTracer) -> Self {
+    pub(crate) fn new(inner: L, tracer: SdkTracer, own_spans: bool) -> Self {
         Self {
             inner,
             tracer,
+            own_spans,
             _subscriber: PhantomData,
         }
     }
-}
 
-fn is_own(metadata: &Metadata<'_>) -> bool {
-    metadata.target() == TARGET
+    fn is_own(&self, metadata: &Metadata<'_>) -> bool {
+        self.own_spans && metadata.target() == TARGET
+    }
 }
 
 /// What the visitor collected from a span's fields.
@@ -243,7 +246,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !is_own(attrs.metadata()) {
+        if !self.is_own(attrs.metadata()) {
             return self.inner.on_new_span(attrs, id, ctx);
         }
         let Some(span) = ctx.span(id) else { return };
@@ -298,7 +301,7 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !is_own(span.metadata()) {
+        if !self.is_own(span.metadata()) {
             return self.inner.on_record(id, values, ctx.clone());
         }
         let Some(cx) = own_context(&span) else { return };
@@ -319,7 +322,9 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         // Links must be given when an SDK span starts: a later `follows_from`
         // on an attribute's span is not recorded.
-        let own = ctx.span(id).is_some_and(|span| is_own(span.metadata()));
+        let own = ctx
+            .span(id)
+            .is_some_and(|span| self.is_own(span.metadata()));
         if !own {
             self.inner.on_follows_from(id, follows, ctx);
         }
@@ -331,7 +336,7 @@ where
             None if event.is_contextual() => ctx.lookup_current(),
             None => None,
         };
-        let Some(span) = span.filter(|s| is_own(s.metadata())) else {
+        let Some(span) = span.filter(|s| self.is_own(s.metadata())) else {
             return self.inner.on_event(event, ctx);
         };
         let meta = event.metadata();
@@ -362,7 +367,7 @@ where
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !is_own(span.metadata()) {
+        if !self.is_own(span.metadata()) {
             return self.inner.on_enter(id, ctx.clone());
         }
         if let Some(cx) = own_context(&span) {
@@ -388,7 +393,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if !is_own(span.metadata()) {
+        if !self.is_own(span.metadata()) {
             return self.inner.on_close(id, ctx.clone());
         }
         let own = span.extensions_mut().remove::<OwnSpan>();

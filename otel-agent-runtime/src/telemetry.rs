@@ -69,6 +69,7 @@ pub struct TelemetryBuilder {
     processors: Vec<ProcessorFactory>,
     readers: Vec<ReaderInstaller>,
     recording: RecordingOverrides,
+    spans_through_tracing_opentelemetry: bool,
 }
 
 impl Default for TelemetryBuilder {
@@ -89,6 +90,7 @@ impl Default for TelemetryBuilder {
             processors: Vec::new(),
             readers: Vec::new(),
             recording: RecordingOverrides::default(),
+            spans_through_tracing_opentelemetry: false,
         }
     }
 }
@@ -270,6 +272,21 @@ impl TelemetryBuilder {
     /// `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup`).
     pub fn legacy_semconv_names(mut self, enabled: bool) -> Self {
         self.recording.legacy_names = Some(enabled);
+        self
+    }
+
+    /// Lets `tracing-opentelemetry` build the attributes' spans too, as it
+    /// builds every other span (default: off, the runtime builds them itself,
+    /// at about half the cost; see `docs/performance.md`).
+    ///
+    /// Turn it on when code inside annotated functions calls
+    /// `tracing_opentelemetry::OpenTelemetrySpanExt` methods (`context()`,
+    /// `set_attribute`, `add_event`, `set_parent`) on their spans, or makes
+    /// them the explicit `parent:` of other spans: those reach only spans
+    /// `tracing-opentelemetry` built. [`SpanExt`](crate::SpanExt) and
+    /// [`opentelemetry::Context::current`] work either way.
+    pub fn spans_through_tracing_opentelemetry(mut self, enabled: bool) -> Self {
+        self.spans_through_tracing_opentelemetry = enabled;
         self
     }
 
@@ -505,6 +522,7 @@ impl TelemetryBuilder {
                 meter_provider,
                 instruments,
                 recording: Arc::new(recording),
+                own_spans: !self.spans_through_tracing_opentelemetry,
                 console,
                 health,
                 _export_runtime: export_runtime,
@@ -837,6 +855,8 @@ struct Pipelines {
     instruments: Arc<Instruments>,
     recording: Arc<RecordingOptions>,
     console: Option<ConsoleSink>,
+    /// Whether the runtime builds the attributes' spans itself.
+    own_spans: bool,
     health: HealthWatch,
     // Only held, and declared last: dropped after the providers that export through it.
     _export_runtime: Option<ExportRuntime>,
@@ -918,7 +938,7 @@ impl Telemetry {
                 .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
                     !is_export_machinery(meta.target())
                 }));
-            crate::bridge::Bridge::new(users, tracer).and_then(InstrumentsLayer {
+            crate::bridge::Bridge::new(users, tracer, p.own_spans).and_then(InstrumentsLayer {
                 instruments: p.instruments.clone(),
                 options: p.recording.clone(),
             })
