@@ -14,6 +14,16 @@
 //!   `Box::pin(async move { .. })`, which is what `#[async_trait]` produces): the
 //!   same, inside that future, so the span covers the awaited work;
 //! - any other function: the body runs in a closure inside the entered span.
+//!
+//! In each shape `__enabled!()` first asks whether anything listens to the
+//! attributes' spans. The guard (model, provider, fields, request, span) is made
+//! only when something does, and before the body is bound (once, as a closure or
+//! a future), since the body may move what they read (`model = self.model`,
+//! `request = req`). When nothing listens there is no guard, and the body runs
+//! as written and its value is returned. Exceptions, which always take the
+//! instrumented path: a function returning `!` (no value to return), and an
+//! `#[llm_call]` returning an unboxed `impl Stream` (the plain stream and the
+//! wrapped one are two types behind one `impl`).
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -29,6 +39,8 @@ struct Locals {
     guard: Ident,
     result: Ident,
     never: Ident,
+    /// The body, as a closure (sync) or a future (`async`).
+    body: Ident,
 }
 
 impl Locals {
@@ -38,6 +50,7 @@ impl Locals {
             guard: format_ident!("__otel_agent_guard", span = hidden),
             result: format_ident!("__otel_agent_result", span = hidden),
             never: format_ident!("__otel_agent_never", span = hidden),
+            body: format_ident!("__otel_agent_body", span = hidden),
         }
     }
 }
@@ -64,9 +77,13 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     })
 }
 
-/// What differs between the two attributes: the statements that create the
-/// guard (and its span), and the statement that finishes it with the result.
+/// What differs between the two attributes: the call site (an item), the
+/// statements that create the guard (and its span), and the statement that
+/// finishes it with the result.
 struct Instrumentation {
+    /// The `static` call site. Items come first in the generated block, before
+    /// any statement (`clippy::items_after_statements`).
+    site: TokenStream,
     prologue: TokenStream,
     finish: TokenStream,
     /// For an `#[llm_call]` returning a stream: the chunk type (when written
@@ -144,6 +161,48 @@ fn wrap(function: Function, instrumentation: &Instrumentation) -> TokenStream {
     quote! {
         #(#attrs)*
         #vis #defaultness #sig #block
+    }
+}
+
+impl Instrumentation {
+    /// Whether the disabled path may return the body's value as it is: always,
+    /// except for a stream the guard must wrap, unless the stream is boxed into a
+    /// return type written out, which both values convert to.
+    fn returns_early(&self, nameable: bool) -> bool {
+        match self.stream {
+            None => true,
+            Some((_, boxed)) => boxed && nameable,
+        }
+    }
+}
+
+/// The statements of a function with a disabled path: `items` first, then
+/// the guard when something listens, then `bind` (which binds the body), then
+/// `return plain` when there is no guard, then `rest` (which uses the guard).
+fn gated(
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+    items: &TokenStream,
+    bind: &TokenStream,
+    plain: &TokenStream,
+    rest: &TokenStream,
+) -> TokenStream {
+    let Instrumentation { site, prologue, .. } = instrumentation;
+    let guard = &locals.guard;
+    quote! {
+        #site
+        #items
+        let #guard = if ::otel_agent_runtime::__enabled!() {
+            #prologue
+            ::core::option::Option::Some(#guard)
+        } else {
+            ::core::option::Option::None
+        };
+        #bind
+        let ::core::option::Option::Some(#guard) = #guard else {
+            return #plain;
+        };
+        #rest
     }
 }
 
@@ -227,13 +286,25 @@ fn async_body(
         .cloned()
         .or_else(|| unit_for_default(function));
     let hint = output_hint(ty.as_ref(), locals);
-    let guard = &locals.guard;
-    let call = quote! {
-        ::otel_agent_runtime::__private::instrument(async move { #hint #stmts }, #guard.span()).await
-    };
-    let prologue = &instrumentation.prologue;
+    let Locals { guard, body, .. } = locals;
+    let future = quote!(async move { #hint #stmts });
+    let Instrumentation { site, prologue, .. } = instrumentation;
+    if !instrumentation.returns_early(ty.is_some()) {
+        let call =
+            quote!(::otel_agent_runtime::__private::instrument(#future, #guard.span()).await);
+        let tail = tail(call, ty.as_ref(), instrumentation, locals);
+        return quote!(#site #prologue #tail);
+    }
+    let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
     let tail = tail(call, ty.as_ref(), instrumentation, locals);
-    quote!(#prologue #tail)
+    gated(
+        instrumentation,
+        locals,
+        &TokenStream::new(),
+        &quote!(let #body = #future;),
+        &quote!(#body.await),
+        &tail,
+    )
 }
 
 fn disguised_body(
@@ -247,12 +318,26 @@ fn disguised_body(
         inner,
         moves,
     } = disguised;
-    let guard = &locals.guard;
-    let call = quote!(::otel_agent_runtime::__private::instrument(#inner, #guard.span()).await);
-    let prologue = &instrumentation.prologue;
-    let tail = tail(call, output.as_ref(), instrumentation, locals);
+    let Locals { guard, body, .. } = locals;
+    let Instrumentation { site, prologue, .. } = instrumentation;
+    let statements = if instrumentation.returns_early(output.is_some()) {
+        let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
+        let tail = tail(call, output.as_ref(), instrumentation, locals);
+        gated(
+            instrumentation,
+            locals,
+            &TokenStream::new(),
+            &quote!(let #body = #inner;),
+            &quote!(#body.await),
+            &tail,
+        )
+    } else {
+        let call = quote!(::otel_agent_runtime::__private::instrument(#inner, #guard.span()).await);
+        let tail = tail(call, output.as_ref(), instrumentation, locals);
+        quote!(#site #prologue #tail)
+    };
     let capture = moves.then(|| quote!(move));
-    let future = quote!(async #capture { #prologue #tail });
+    let future = quote!(async #capture { #statements });
     match wrapper {
         Some(wrapper) => quote!(#wrapper(#future)),
         None => future,
@@ -265,7 +350,7 @@ fn sync_body(
     locals: &Locals,
 ) -> TokenStream {
     let stmts = function.body.as_ref().map(|b| &b.stmts);
-    let guard = &locals.guard;
+    let Locals { guard, body, .. } = locals;
     // `in_call` enters the span and takes an `FnOnce`, so the body may return
     // borrows of its captures (`&mut self.field`); it notes a panic's message
     // on the span before letting the panic continue.
@@ -274,11 +359,32 @@ fn sync_body(
         .cloned()
         .or_else(|| unit_for_default(function));
     let hint = output_hint(ty.as_ref(), locals);
-    let call =
-        quote!(::otel_agent_runtime::__private::in_call(#guard.span(), move || { #hint #stmts }));
-    let prologue = &instrumentation.prologue;
+    let closure = quote!(move || { #hint #stmts });
+    let Instrumentation { site, prologue, .. } = instrumentation;
+    if !instrumentation.returns_early(ty.is_some()) {
+        let call = quote!(::otel_agent_runtime::__private::in_call(#guard.span(), #closure));
+        let tail = tail(call, ty.as_ref(), instrumentation, locals);
+        return quote!(#site #prologue #tail);
+    }
+    // A closure bound to a `let` is `FnMut` when its body allows, and an `FnMut`
+    // closure cannot return borrows of its captures: passing it through a
+    // function that expects an `FnOnce` makes it one, as `in_call` did when the
+    // closure was written in its argument.
+    let once = format_ident!("__otel_agent_once");
+    let call = quote!(::otel_agent_runtime::__private::in_call(#guard.span(), #body));
     let tail = tail(call, ty.as_ref(), instrumentation, locals);
-    quote!(#prologue #tail)
+    gated(
+        instrumentation,
+        locals,
+        &quote! {
+            fn #once<R, F: ::core::ops::FnOnce() -> R>(body: F) -> F {
+                body
+            }
+        },
+        &quote!(let #body = #once(#closure);),
+        &quote!(#body()),
+        &tail,
+    )
 }
 
 /// A function that returns `!` never gives a result to finish with: its guard
@@ -291,8 +397,9 @@ fn diverging(
     let stmts = function.body.as_ref().map(|b| &b.stmts);
     let guard = &locals.guard;
     let entered = format_ident!("__otel_agent_entered", span = Span::mixed_site());
-    let prologue = &instrumentation.prologue;
+    let Instrumentation { site, prologue, .. } = instrumentation;
     quote! {
+        #site
         #prologue
         let #entered = #guard.span().enter();
         #stmts
@@ -370,13 +477,15 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         }
     };
     let attributes = metric_attributes(&args.common);
-    let prologue = quote! {
+    let site = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::StepSite = ::otel_agent_runtime::__private::StepSite {
             operation: #operation,
             name: #name,
             attributes: #attributes,
             metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
+    };
+    let prologue = quote! {
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
     };
     let finish = quote! {
@@ -392,6 +501,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         }
     };
     Instrumentation {
+        site,
         prologue,
         finish,
         stream: None,
@@ -432,13 +542,15 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
             ::otel_agent_runtime::__private::record_request(#guard.span(), &(#expr));
         )
     });
-    let prologue = quote! {
+    let site = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
             provider: #provider,
             attributes: #attributes,
             metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
+    };
+    let prologue = quote! {
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);
         #name_init
@@ -469,6 +581,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
         }
     };
     Instrumentation {
+        site,
         prologue,
         finish,
         stream,

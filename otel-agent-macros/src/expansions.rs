@@ -136,3 +136,18 @@ fn llm_call_returning_a_stream() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+/// A boxed stream is one type whether it is wrapped or not: with nothing
+/// listening, the function returns the stream its body made.
+#[test]
+fn llm_call_returning_a_boxed_stream() {
+    let out = expand::llm_call(
+        quote!(model = "gpt-4o"),
+        quote! {
+            fn chat_stream(prompt: &str) -> BoxStream<'static, Result<Chunk, Error>> {
+                client().stream(prompt).boxed()
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

@@ -87,25 +87,39 @@ use proc_macro::TokenStream;
 /// ```ignore
 /// pub async fn research(topic: &str) -> Result<Notes, Error> {
 ///     static SITE: StepSite = StepSite { operation: "invoke_agent", name: "researcher", attributes: &[] };
-///     let guard = StepGuard::start(&SITE, __agent_step_span!(
-///         agent, "invoke_agent researcher", "researcher", None::<&str>;
-///         "topic" = display(&(topic))
-///     ));
-///     let result: Result<Notes, Error> = instrument(async move {
+///     // Made only when something listens to the span (a subscriber whose
+///     // filters let it through): the fields are evaluated here, before the
+///     // body can move what they read.
+///     let guard = if __enabled!() {
+///         Some(StepGuard::start(&SITE, __agent_step_span!(
+///             agent, "invoke_agent researcher", "researcher", None::<&str>;
+///             "topic" = display(&(topic))
+///         )))
+///     } else {
+///         None
+///     };
+///     let body = async move {
 ///         // (a line that tells type inference the block returns `Result<Notes, Error>`)
 ///         let hits = search(topic).await?;
 ///         Ok(Notes::from(hits))
-///     }, guard.span()).await;
+///     };
+///     let Some(guard) = guard else {
+///         return body.await; // nothing listens: the function as written
+///     };
+///     let result: Result<Notes, Error> = instrument(body, guard.span()).await;
 ///     guard.finish((&&&&&Probe(&result)).__otel_outcome()); // Ok, or Err's error.type
 ///     result
 /// }
 /// ```
 ///
-/// A sync function runs its body in `guard.span().in_scope(move || { ... })`
-/// instead. A non-`async` function whose body is `Box::pin(async move { ... })` or
-/// `async move { ... }` (which is what `#[async_trait]` makes of an `async fn`)
-/// gets the same treatment inside that future. The expansion snapshots in this
-/// crate's `src/snapshots/` show the complete output for each shape.
+/// A sync function binds its body as a closure, `move || { ... }`, called as
+/// it is when nothing listens and through `in_call(guard.span(), body)`
+/// otherwise. A non-`async` function whose body is `Box::pin(async move { ... })`
+/// or `async move { ... }` (which is what `#[async_trait]` makes of an `async fn`)
+/// gets the same treatment inside that future. A function returning `!` always
+/// makes its guard (when nothing listens, the span is disabled and the guard
+/// records nothing). The expansion snapshots in this crate's `src/snapshots/`
+/// show the complete output for each shape.
 #[proc_macro_attribute]
 pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::agent_step(args.into(), item.into()).into()
@@ -168,6 +182,11 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// fn chat_stream(prompt: &str) -> impl Stream<Item = Result<Chunk, Error>> { /* ... */ }
 /// ```
 ///
+/// When nothing listens, a boxed stream (`Pin<Box<dyn Stream>>`, `BoxStream`, or
+/// an alias with `stream`) is returned as the body made it. An `impl Stream` is
+/// always wrapped, since the wrapped and the plain stream are two types behind
+/// one `impl`: its guard is made, and with a disabled span records nothing.
+///
 /// # What it expands to
 ///
 /// ```ignore
@@ -182,13 +201,21 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```ignore
 /// async fn complete(prompt: &str) -> Result<ChatResponse, Error> {
 ///     static SITE: LlmSite = LlmSite { operation: "chat", provider: Some("openai"), attributes: &[] };
-///     let model = ModelName::literal("gpt-4o");
-///     let provider = SITE.provider_for(&model);
-///     let guard = LlmGuard::start(&SITE, model.clone(), provider,
-///         __llm_call_span!("chat gpt-4o", None::<&str>, "chat", provider, model.as_str()));
-///     let result: Result<ChatResponse, Error> = instrument(async move {
-///         client().chat(prompt).await
-///     }, guard.span()).await;
+///     // Model, provider, request and fields are evaluated only when something
+///     // listens, and before the body can move what they read.
+///     let guard = if __enabled!() {
+///         let model = ModelName::literal("gpt-4o");
+///         let provider = SITE.provider_for(&model);
+///         Some(LlmGuard::start(&SITE, model.clone(), provider,
+///             __llm_call_span!("chat gpt-4o", None::<&str>, "chat", provider, model.as_str())))
+///     } else {
+///         None
+///     };
+///     let body = async move { client().chat(prompt).await };
+///     let Some(guard) = guard else {
+///         return body.await; // nothing listens: the function as written
+///     };
+///     let result: Result<ChatResponse, Error> = instrument(body, guard.span()).await;
 ///     guard.finish(
 ///         (&&&&&Probe(&result)).__otel_outcome(),  // Ok, or Err's error.type
 ///         (&&Probe(&result)).__otel_response(),    // usage, response model, ... via LlmResponse
