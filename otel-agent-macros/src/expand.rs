@@ -20,7 +20,9 @@
 //! only when something does, and before the body is bound (once, as a closure or
 //! a future), since the body may move what they read (`model = self.model`,
 //! `request = req`). When nothing listens there is no guard, and the body runs
-//! as written and its value is returned. Exceptions, which always take the
+//! as written and its value is returned; in the two future shapes the
+//! instrumented path is a boxed future of its own, so that the future the caller
+//! polls is hardly larger than the body's. Exceptions, which always take the
 //! instrumented path: a function returning `!` (no value to return), and an
 //! `#[llm_call]` returning an unboxed `impl Stream` (the plain stream and the
 //! wrapped one are two types behind one `impl`).
@@ -179,6 +181,10 @@ impl Instrumentation {
 /// The statements of a function with a disabled path: `items` first, then
 /// the guard when something listens, then `bind` (which binds the body), then
 /// `return plain` when there is no guard, then `rest` (which uses the guard).
+/// The guard is matched by value (`identity` moves it into a temporary that
+/// `let .. else` drops before its `else`): matched in place, the empty
+/// `Option` would still be dropped at the end of the function, so an `async`
+/// function would keep it in its state across `plain`'s `.await`.
 fn gated(
     instrumentation: &Instrumentation,
     locals: &Locals,
@@ -199,7 +205,7 @@ fn gated(
             ::core::option::Option::None
         };
         #bind
-        let ::core::option::Option::Some(#guard) = #guard else {
+        let ::core::option::Option::Some(#guard) = ::core::convert::identity(#guard) else {
             return #plain;
         };
         #rest
@@ -303,8 +309,22 @@ fn async_body(
         &TokenStream::new(),
         &quote!(let #body = #future;),
         &quote!(#body.await),
-        &tail,
+        &boxed(&tail),
     )
+}
+
+/// The enabled path of a future with a disabled path, `tail`, in a future of its
+/// own on the heap, which takes the guard and the body: the future the caller
+/// polls then holds only the body or that box, so with nothing listening it is
+/// as small (and as quick to poll) as the body alone, not as large as the guard
+/// and the instrumented body besides. The box holds a concrete future, which
+/// keeps the body's borrows and is `Send` exactly when the body and guard are.
+/// (A boxed stream made in it becomes the `dyn` stream of the return type when
+/// the awaited value is returned.)
+fn boxed(tail: &TokenStream) -> TokenStream {
+    quote! {
+        ::std::boxed::Box::pin(async move { #tail }).await
+    }
 }
 
 fn disguised_body(
@@ -329,7 +349,7 @@ fn disguised_body(
             &TokenStream::new(),
             &quote!(let #body = #inner;),
             &quote!(#body.await),
-            &tail,
+            &boxed(&tail),
         )
     } else {
         let call = quote!(::otel_agent_runtime::__private::instrument(#inner, #guard.span()).await);
