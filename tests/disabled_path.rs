@@ -9,6 +9,9 @@
 //! without one (`quiet`). Both, and the plain twins the results are compared
 //! with, come from one macro, so the bodies cannot drift apart.
 
+mod common;
+
+use common::suspend;
 use std::num::ParseIntError;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -70,20 +73,6 @@ impl LlmRequest for Request {
     fn request_params(&self) -> RequestParams {
         RequestParams::default().max_tokens(16)
     }
-}
-
-/// Returns `Pending` once, so that the caller is suspended and resumed.
-async fn suspend() {
-    let mut first = true;
-    std::future::poll_fn(|cx| {
-        if std::mem::take(&mut first) {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
 }
 
 #[async_trait::async_trait]

@@ -7,6 +7,9 @@
 //! A small `tracing` layer records what the generated code does, independently
 //! of the OpenTelemetry pipeline (whose output other tests cover).
 
+mod common;
+
+use common::suspend;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -120,20 +123,6 @@ fn current() -> String {
     tracing::Span::current()
         .metadata()
         .map_or_else(|| "none".to_owned(), |m| m.name().to_owned())
-}
-
-/// Returns `Pending` once, so that the caller is suspended and resumed.
-async fn suspend() {
-    let mut first = true;
-    std::future::poll_fn(|cx| {
-        if std::mem::take(&mut first) {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
 }
 
 // ---------------------------------------------------------------------------

@@ -74,9 +74,13 @@ impl<L, S> Bridge<L, S> {
     }
 }
 
-/// What the visitor collected from a span's fields.
+/// What the visitor collected from a span's or an event's fields.
 #[derive(Default)]
 struct Fields {
+    /// Reading an event's fields: `message` names the span event, and the
+    /// `otel.*` fields, which configure a span, are plain attributes.
+    event: bool,
+    message: Option<String>,
     name: Option<String>,
     kind: Option<SpanKind>,
     status_code: Option<bool>,
@@ -85,11 +89,23 @@ struct Fields {
 }
 
 impl Fields {
-    fn with_capacity(n: usize) -> Self {
+    fn of_span(capacity: usize) -> Self {
         Self {
-            attributes: Vec::with_capacity(n),
+            attributes: Vec::with_capacity(capacity),
             ..Self::default()
         }
+    }
+
+    fn of_event(capacity: usize) -> Self {
+        Self {
+            event: true,
+            ..Self::of_span(capacity)
+        }
+    }
+
+    fn push(&mut self, field: &Field, value: impl Into<Value>) {
+        self.attributes
+            .push(KeyValue::new(Key::from_static_str(field.name()), value));
     }
 
     fn status(&self) -> Option<Status> {
@@ -107,10 +123,11 @@ impl Fields {
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "otel.name" => self.name = Some(value.to_owned()),
-            "otel.kind" => self.kind = span_kind(value),
-            "otel.status_code" => {
+        match (self.event, field.name()) {
+            (true, "message") => self.message = Some(value.to_owned()),
+            (false, "otel.name") => self.name = Some(value.to_owned()),
+            (false, "otel.kind") => self.kind = span_kind(value),
+            (false, "otel.status_code") => {
                 self.status_code = if value.eq_ignore_ascii_case("error") {
                     Some(true)
                 } else if value.eq_ignore_ascii_case("ok") {
@@ -119,34 +136,30 @@ impl Visit for Fields {
                     None
                 };
             }
-            "otel.status_description" => self.status_description = Some(value.to_owned()),
-            name => self
-                .attributes
-                .push(KeyValue::new(Key::from_static_str(name), value.to_owned())),
+            (false, "otel.status_description") => {
+                self.status_description = Some(value.to_owned());
+            }
+            _ => self.push(field, value.to_owned()),
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+        self.push(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         // An integer attribute, as tracing-opentelemetry keeps it when it fits.
         let value =
             i64::try_from(value).map_or_else(|_| Value::from(value.to_string()), Value::from);
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+        self.push(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+        self.push(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
+        self.push(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -169,48 +182,6 @@ fn span_kind(value: &str) -> Option<SpanKind> {
     .into_iter()
     .find(|(name, _)| value.eq_ignore_ascii_case(name))
     .map(|(_, kind)| kind)
-}
-
-/// An event's fields: `message` names the span event, the rest are attributes.
-struct EventFields {
-    message: Option<String>,
-    attributes: Vec<KeyValue>,
-}
-
-impl Visit for EventFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            self.attributes.push(KeyValue::new(
-                Key::from_static_str(field.name()),
-                value.to_owned(),
-            ));
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.attributes
-            .push(KeyValue::new(Key::from_static_str(field.name()), value));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.record_str(field, &value.to_string());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
-    }
 }
 
 fn own_context<S>(span: &SpanRef<'_, S>) -> Option<OtelContext>
@@ -262,7 +233,7 @@ where
             OtelContext::current()
         };
         let meta = attrs.metadata();
-        let mut fields = Fields::with_capacity(attrs.fields().len() + 3);
+        let mut fields = Fields::of_span(attrs.fields().len() + 3);
         // Where the annotated function is, as tracing-opentelemetry says it for
         // every span (thread and busy/idle attributes are left out: they cost an
         // allocation and two clock reads per span, and say little about a call).
@@ -305,7 +276,7 @@ where
             return self.inner.on_record(id, values, ctx.clone());
         }
         let Some(cx) = own_context(&span) else { return };
-        let mut fields = Fields::with_capacity(values.len());
+        let mut fields = Fields::of_span(values.len());
         values.record(&mut fields);
         let otel_span = cx.span();
         if let Some(name) = fields.name.take() {
@@ -346,10 +317,7 @@ where
             return;
         }
         let Some(cx) = own_context(&span) else { return };
-        let mut fields = EventFields {
-            message: None,
-            attributes: Vec::with_capacity(meta.fields().len() + 2),
-        };
+        let mut fields = Fields::of_event(meta.fields().len() + 2);
         fields
             .attributes
             .push(KeyValue::new("level", meta.level().as_str()));
@@ -443,36 +411,37 @@ pub trait SpanExt {
     fn set_otel_status(&self, status: Status);
 }
 
-/// Runs `f` with the context of `span` when this runtime built its
-/// OpenTelemetry span; `None` for any other span.
-fn with_own<T>(span: &tracing::Span, f: impl FnOnce(&OtelContext) -> T) -> Option<T> {
-    span.with_subscriber(|(id, dispatch)| {
-        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
-        let data = registry.span(id)?;
-        let ext = data.extensions();
-        let own = ext.get::<OwnSpan>()?;
-        Some(f(&own.cx))
-    })
-    .flatten()
+/// Hands `value` to `own` with the context of `span` when this runtime built
+/// its OpenTelemetry span, else to `other` (the span is `tracing-opentelemetry`'s,
+/// or there is no registry to ask).
+fn own_or_else<T>(
+    span: &tracing::Span,
+    value: T,
+    own: impl FnOnce(&OtelContext, T),
+    other: impl FnOnce(T),
+) {
+    let mut value = Some(value);
+    crate::layer::with_registry_span(span, |s| {
+        if let Some(own_span) = s.extensions().get::<OwnSpan>() {
+            if let Some(value) = value.take() {
+                own(&own_span.cx, value);
+            }
+        }
+    });
+    if let Some(value) = value {
+        other(value);
+    }
 }
 
 impl SpanExt for tracing::Span {
     fn otel_context(&self) -> OtelContext {
-        with_own(self, Clone::clone)
+        crate::layer::with_registry_span(self, |s| own_context(&s))
+            .flatten()
             .unwrap_or_else(|| tracing_opentelemetry::OpenTelemetrySpanExt::context(self))
     }
 
     fn set_otel_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
-        let kv = KeyValue::new(key, value);
-        let mut kv = Some(kv);
-        with_own(self, |cx| {
-            if let Some(kv) = kv.take() {
-                cx.span().set_attribute(kv);
-            }
-        });
-        if let Some(kv) = kv {
-            tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(self, kv.key, kv.value);
-        }
+        set_attributes(self, vec![KeyValue::new(key, value)]);
     }
 
     fn add_otel_event(
@@ -480,27 +449,23 @@ impl SpanExt for tracing::Span {
         name: impl Into<std::borrow::Cow<'static, str>>,
         attributes: Vec<KeyValue>,
     ) {
-        let mut event = Some((name.into(), attributes));
-        with_own(self, |cx| {
-            if let Some((name, attributes)) = event.take() {
-                cx.span().add_event(name, attributes);
-            }
-        });
-        if let Some((name, attributes)) = event {
-            tracing_opentelemetry::OpenTelemetrySpanExt::add_event(self, name, attributes);
-        }
+        own_or_else(
+            self,
+            (name.into(), attributes),
+            |cx, (name, attributes)| cx.span().add_event(name, attributes),
+            |(name, attributes)| {
+                tracing_opentelemetry::OpenTelemetrySpanExt::add_event(self, name, attributes);
+            },
+        );
     }
 
     fn set_otel_status(&self, status: Status) {
-        let mut status = Some(status);
-        with_own(self, |cx| {
-            if let Some(status) = status.take() {
-                cx.span().set_status(status);
-            }
-        });
-        if let Some(status) = status {
-            tracing_opentelemetry::OpenTelemetrySpanExt::set_status(self, status);
-        }
+        own_or_else(
+            self,
+            status,
+            |cx, status| cx.span().set_status(status),
+            |status| tracing_opentelemetry::OpenTelemetrySpanExt::set_status(self, status),
+        );
     }
 }
 
@@ -520,30 +485,20 @@ pub(crate) fn set_on(
     None
 }
 
-/// Sets attributes and the status of an attribute's span with one lookup; on
-/// any other span, one at a time through `tracing-opentelemetry`.
-pub(crate) fn update(span: &tracing::Span, attributes: Vec<KeyValue>, status: Option<Status>) {
-    if attributes.is_empty() && status.is_none() {
+/// Sets several attributes on an attribute's span with one lookup and one
+/// lock; on any other span, one at a time through `tracing-opentelemetry`.
+pub(crate) fn set_attributes(span: &tracing::Span, attributes: Vec<KeyValue>) {
+    if attributes.is_empty() {
         return;
     }
-    let mut update = Some((attributes, status));
-    with_own(span, |cx| {
-        if let Some((attributes, status)) = update.take() {
-            let otel_span = cx.span();
-            if !attributes.is_empty() {
-                otel_span.set_attributes(attributes);
+    own_or_else(
+        span,
+        attributes,
+        |cx, attributes| cx.span().set_attributes(attributes),
+        |attributes| {
+            for kv in attributes {
+                tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(span, kv.key, kv.value);
             }
-            if let Some(status) = status {
-                otel_span.set_status(status);
-            }
-        }
-    });
-    if let Some((attributes, status)) = update {
-        for kv in attributes {
-            tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(span, kv.key, kv.value);
-        }
-        if let Some(status) = status {
-            tracing_opentelemetry::OpenTelemetrySpanExt::set_status(span, status);
-        }
-    }
+        },
+    );
 }

@@ -278,7 +278,7 @@ impl StepGuard {
             i.step_duration.record(elapsed, &attrs);
             i.step_calls.add(1, &attrs);
         });
-        crate::bridge::update(span, span_attrs, None);
+        crate::bridge::set_attributes(span, span_attrs);
     }
 }
 
@@ -506,7 +506,7 @@ impl LlmGuard {
             }
         });
         if let Some(attrs) = attrs {
-            crate::bridge::update(span, attrs, None);
+            crate::bridge::set_attributes(span, attrs);
         }
     }
 }

@@ -29,13 +29,11 @@ pub(crate) struct InstrumentsLayer {
 }
 
 impl InstrumentsLayer {
-    /// Adds the tenant `span` runs for to metric attributes, only when the user
+    /// The tenant `span` runs for, for metric attributes, only when the user
     /// allow-listed it: per-tenant series are few, ids of sessions or users are
     /// not. The tenant is read from the span's own context, so a call's metrics
     /// use the same value when it starts and when it ends, even when a cancelled
     /// future is dropped outside any context.
-    /// The tenant for metrics, when the user allow-listed it (see
-    /// [`extend_with_tenant`](Self::extend_with_tenant)).
     pub(crate) fn tenant(&self, span: &Span) -> Option<opentelemetry::StringValue> {
         if !self.options.tenant_on_metrics {
             return None;
@@ -43,11 +41,9 @@ impl InstrumentsLayer {
         crate::context::tenant_of(span)
     }
 
+    /// Adds [`tenant`](Self::tenant) to `attrs`, when there is one.
     pub(crate) fn extend_with_tenant(&self, span: &Span, attrs: &mut Vec<opentelemetry::KeyValue>) {
-        if !self.options.tenant_on_metrics {
-            return;
-        }
-        if let Some(tenant) = crate::context::tenant_of(span) {
+        if let Some(tenant) = self.tenant(span) {
             attrs.push(opentelemetry::KeyValue::new(crate::context::TENANT, tenant));
         }
     }
@@ -143,7 +139,7 @@ pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<
     })
     .unwrap_or(true);
     if let Some(attrs) = attrs {
-        crate::bridge::update(span, attrs, None);
+        crate::bridge::set_attributes(span, attrs);
     }
     owns
 }
@@ -181,7 +177,7 @@ pub(crate) fn capture_requested(span: &Span) -> bool {
     with_registry_span(span, |s| s.extensions().get::<CaptureContent>().is_some()).unwrap_or(false)
 }
 
-fn with_registry_span<T>(
+pub(crate) fn with_registry_span<T>(
     span: &Span,
     f: impl FnOnce(tracing_subscriber::registry::SpanRef<'_, tracing_subscriber::Registry>) -> T,
 ) -> Option<T> {

@@ -23,17 +23,41 @@ const MAX_SETS: usize = 8;
 /// The metric handles of one call site, bound to its attribute sets.
 #[derive(Debug)]
 pub struct SiteMetrics {
-    llm: RwLock<Vec<LlmSet>>,
-    step: RwLock<Vec<StepSet>>,
+    llm: Sets<LlmSet>,
+    step: Sets<StepSet>,
 }
 
 impl SiteMetrics {
     /// An empty cache, for the site's `static`.
     #[allow(clippy::declare_interior_mutable_const)] // each site's static gets its own copy
     pub const NEW: SiteMetrics = SiteMetrics {
-        llm: RwLock::new(Vec::new()),
-        step: RwLock::new(Vec::new()),
+        llm: Sets(RwLock::new(Vec::new())),
+        step: Sets(RwLock::new(Vec::new())),
     };
+}
+
+/// A site's bound attribute sets of one kind.
+#[derive(Debug)]
+struct Sets<T>(RwLock<Vec<T>>);
+
+impl<T> Sets<T> {
+    /// Runs `put` with the set `matches` finds, or with one `make` binds and
+    /// the cache keeps (dropping its oldest set when full).
+    fn put(&self, matches: impl Fn(&T) -> bool, make: impl FnOnce() -> T, put: impl Fn(&T)) {
+        if let Ok(sets) = self.0.read() {
+            if let Some(set) = sets.iter().find(|s| matches(s)) {
+                return put(set);
+            }
+        }
+        let set = make();
+        put(&set);
+        if let Ok(mut sets) = self.0.write() {
+            if sets.len() == MAX_SETS {
+                sets.remove(0);
+            }
+            sets.push(set);
+        }
+    }
 }
 
 /// Gives each pipeline's instruments an identity that outlives their address.
@@ -110,29 +134,20 @@ impl SiteMetrics {
                 tokens(&set.output_tokens, "output", n);
             }
         };
-        if let Ok(sets) = self.llm.read() {
-            if let Some(set) = sets.iter().find(|s| s.matches(key)) {
-                return put(set);
+        let make = || {
+            let attrs = attrs();
+            LlmSet {
+                pipeline: key.pipeline,
+                model: StringValue::from(key.model.to_owned()),
+                response_model: key.response_model.map(str::to_owned),
+                tenant: key.tenant.cloned(),
+                duration: instruments.llm_duration.bind(&attrs),
+                attrs,
+                input_tokens: OnceLock::new(),
+                output_tokens: OnceLock::new(),
             }
-        }
-        let attrs = attrs();
-        let set = LlmSet {
-            pipeline: key.pipeline,
-            model: StringValue::from(key.model.to_owned()),
-            response_model: key.response_model.map(str::to_owned),
-            tenant: key.tenant.cloned(),
-            duration: instruments.llm_duration.bind(&attrs),
-            attrs,
-            input_tokens: OnceLock::new(),
-            output_tokens: OnceLock::new(),
         };
-        put(&set);
-        if let Ok(mut sets) = self.llm.write() {
-            if sets.len() == MAX_SETS {
-                sets.remove(0);
-            }
-            sets.push(set);
-        }
+        self.llm.put(|s| s.matches(key), make, put);
     }
 }
 
@@ -182,29 +197,21 @@ impl SiteMetrics {
                 calls.add(1);
             }
         };
-        if let Ok(sets) = self.step.read() {
-            if let Some(set) = sets
-                .iter()
-                .find(|s| s.pipeline == pipeline && s.tenant.as_ref() == tenant)
-            {
-                return put(set);
+        let make = || {
+            let attrs = attrs();
+            StepSet {
+                pipeline,
+                tenant: tenant.cloned(),
+                active: instruments.step_active.bind(&attrs),
+                success: OnceLock::new(),
+                attrs,
+                outcome_key,
             }
-        }
-        let attrs = attrs();
-        let set = StepSet {
-            pipeline,
-            tenant: tenant.cloned(),
-            active: instruments.step_active.bind(&attrs),
-            success: OnceLock::new(),
-            attrs,
-            outcome_key,
         };
-        put(&set);
-        if let Ok(mut sets) = self.step.write() {
-            if sets.len() == MAX_SETS {
-                sets.remove(0);
-            }
-            sets.push(set);
-        }
+        self.step.put(
+            |s| s.pipeline == pipeline && s.tenant.as_ref() == tenant,
+            make,
+            put,
+        );
     }
 }

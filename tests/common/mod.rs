@@ -205,3 +205,17 @@ pub fn u64_histogram_points(metric: &Metric) -> Vec<&HistogramDataPoint<u64>> {
         other => panic!("{} is not a u64 histogram: {other:?}", metric.name()),
     }
 }
+
+/// Returns `Pending` once, so that the caller is suspended and resumed.
+pub async fn suspend() {
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        if std::mem::take(&mut first) {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+}
