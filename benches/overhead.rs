@@ -54,10 +54,10 @@ fn disabled(c: &mut Criterion) {
         b.iter(|| hand_step(&hand, black_box(PROMPT)))
     });
     g.bench_function("plain_call_async", |b| {
-        b.iter(|| futures::executor::block_on(plain_call_async(black_box(PROMPT))))
+        b.iter(|| run(plain_call_async(black_box(PROMPT))))
     });
     g.bench_function("llm_call_async", |b| {
-        b.iter(|| futures::executor::block_on(macro_llm_call_async(black_box(PROMPT))))
+        b.iter(|| run(macro_llm_call_async(black_box(PROMPT))))
     });
     g.finish();
 }
@@ -87,7 +87,7 @@ fn enabled(c: &mut Criterion) {
         b.iter(|| hand_step(hand, black_box(PROMPT)))
     });
     g.bench_function("llm_call_async", |b| {
-        b.iter(|| futures::executor::block_on(macro_llm_call_async(black_box(PROMPT))))
+        b.iter(|| run(macro_llm_call_async(black_box(PROMPT))))
     });
     g.finish();
 }

@@ -168,10 +168,7 @@ fn disabled_cases() -> Vec<Case> {
             Target::None,
             |n| {
                 for _ in 0..n {
-                    black_box(futures::executor::block_on(plain_call_async(black_box(
-                        PROMPT,
-                    ))))
-                    .ok();
+                    black_box(run(plain_call_async(black_box(PROMPT)))).ok();
                 }
             },
         ),
@@ -215,10 +212,7 @@ fn disabled_cases() -> Vec<Case> {
             Target::WithinNsOf("plain async call", 2.0),
             |n| {
                 for _ in 0..n {
-                    black_box(futures::executor::block_on(macro_llm_call_async(
-                        black_box(PROMPT),
-                    )))
-                    .ok();
+                    black_box(run(macro_llm_call_async(black_box(PROMPT)))).ok();
                 }
             },
         ),
@@ -280,10 +274,7 @@ fn enabled_cases() -> Vec<Case> {
             Target::None,
             |n| {
                 for _ in 0..n {
-                    black_box(futures::executor::block_on(macro_llm_call_async(
-                        black_box(PROMPT),
-                    )))
-                    .ok();
+                    black_box(run(macro_llm_call_async(black_box(PROMPT)))).ok();
                 }
             },
         ),

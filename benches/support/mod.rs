@@ -89,6 +89,23 @@ fn answer(prompt: &str) -> Result<Reply, BenchError> {
     })
 }
 
+/// What an async body awaits: a client's future, which the compiler cannot see
+/// into, so the caller's future must be ready to be suspended (as with any real
+/// network call), although this one is ready at once with [`answer`]'s value.
+pub struct Answer<'a>(&'a str);
+
+impl std::future::Future for Answer<'_> {
+    type Output = Result<Reply, BenchError>;
+
+    #[inline(never)]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(answer(self.0))
+    }
+}
+
 // ---------------------------------------------------------------- baselines
 
 /// The baseline: the body as a plain function.
@@ -112,7 +129,7 @@ pub fn plain_step(query: &str) -> Result<usize, BenchError> {
 /// The baseline of the async cases.
 #[inline(never)]
 pub async fn plain_call_async(prompt: &str) -> Result<Reply, BenchError> {
-    answer(prompt)
+    Answer(prompt).await
 }
 
 // ------------------------------------------------------------ the attributes
@@ -152,7 +169,7 @@ pub fn macro_step(query: &str) -> Result<usize, BenchError> {
 #[inline(never)]
 #[llm_call(model = "gpt-4o", provider = "openai")]
 pub async fn macro_llm_call_async(prompt: &str) -> Result<Reply, BenchError> {
-    answer(prompt)
+    Answer(prompt).await
 }
 
 // ------------------------------------------------ the hand-written equivalent
@@ -411,5 +428,20 @@ pub fn install_enabled() -> Enabled {
     Enabled {
         telemetry,
         exported,
+    }
+}
+
+/// Polls `future` to completion on this thread with a waker that does nothing.
+/// The cases measure the future itself: `futures::executor::block_on` would add
+/// its thread-local bookkeeping, and how much of that the compiler inlines into
+/// the poll loop depends on the future's size rather than on its cost.
+#[inline(always)]
+pub fn run<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
     }
 }
