@@ -199,8 +199,10 @@ fn gated(
         #site
         #items
         let #guard = if ::otel_agent_runtime::__enabled!() {
-            #prologue
-            ::core::option::Option::Some(#guard)
+            ::otel_agent_runtime::__private::out_of_line(|| {
+                #prologue
+                ::core::option::Option::Some(#guard)
+            })
         } else {
             ::core::option::Option::None
         };
@@ -301,6 +303,9 @@ fn async_body(
         let tail = tail(call, ty.as_ref(), instrumentation, locals);
         return quote!(#site #prologue #tail);
     }
+    if instrumentation.stream.is_none() {
+        return gated_future(instrumentation, locals, &future);
+    }
     let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
     let tail = tail(call, ty.as_ref(), instrumentation, locals);
     gated(
@@ -311,6 +316,40 @@ fn async_body(
         &quote!(#body.await),
         &boxed(&tail),
     )
+}
+
+/// The statements of an annotated future that returns what its body returns:
+/// the guard (boxed) when something listens, then the body, then both awaited
+/// as one [`Gated`](otel_agent_runtime::__private::Gated) future, whose poll,
+/// with no guard, is the body's.
+fn gated_future(
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+    future: &TokenStream,
+) -> TokenStream {
+    let Instrumentation {
+        site,
+        prologue,
+        finish,
+        ..
+    } = instrumentation;
+    let Locals { guard, result, .. } = locals;
+    quote! {
+        #site
+        let #guard = if ::otel_agent_runtime::__enabled!() {
+            ::otel_agent_runtime::__private::out_of_line(|| {
+                #prologue
+                ::core::option::Option::Some(::std::boxed::Box::new(#guard))
+            })
+        } else {
+            ::core::option::Option::None
+        };
+        ::otel_agent_runtime::__private::Gated::new(#future, #guard, |#guard, #result| {
+            #finish
+            #result
+        })
+        .await
+    }
 }
 
 /// The enabled path of a future with a disabled path, `tail`, in a future of its
@@ -340,7 +379,9 @@ fn disguised_body(
     } = disguised;
     let Locals { guard, body, .. } = locals;
     let Instrumentation { site, prologue, .. } = instrumentation;
-    let statements = if instrumentation.returns_early(output.is_some()) {
+    let statements = if instrumentation.stream.is_none() {
+        gated_future(instrumentation, locals, &inner.to_token_stream())
+    } else if instrumentation.returns_early(output.is_some()) {
         let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
         let tail = tail(call, output.as_ref(), instrumentation, locals);
         gated(

@@ -112,7 +112,7 @@ pub mod __private {
     pub use crate::semconv;
     pub use crate::site::SiteMetrics;
     pub use crate::stream::LlmStream;
-    pub use crate::task::in_call;
+    pub use crate::task::{in_call, CallGuard, Gated};
 
     /// Records a request's settings on an `#[llm_call]` span (`request = ...`).
     pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {
@@ -126,6 +126,15 @@ pub mod __private {
         span: &tracing::Span,
     ) -> crate::task::InCall<F> {
         crate::task::in_async_call(future, span)
+    }
+
+    /// Calls `f` in a function of its own: the guard's construction, which then
+    /// adds one call to the caller's code instead of its whole body, so a caller
+    /// with nobody listening stays as small (and as quick) as its body alone.
+    #[cold]
+    #[inline(never)]
+    pub fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
+        f()
     }
 
     /// Whether anything listens to the spans the attributes create: when not,

@@ -39,6 +39,128 @@ impl<F: Future> Future for InCall<F> {
     }
 }
 
+/// What an annotated call's guard shows of itself to [`Gated`].
+pub trait CallGuard {
+    /// The call's span, entered around each poll of the body.
+    fn span(&self) -> &Span;
+}
+
+impl CallGuard for crate::guard::LlmGuard {
+    fn span(&self) -> &Span {
+        self.span()
+    }
+}
+
+impl CallGuard for crate::guard::StepGuard {
+    fn span(&self) -> &Span {
+        self.span()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of an annotated `async fn`, with its guard when something
+    /// listens. Without a guard, polling it is polling the body: one test of
+    /// the guard, and the instrumented path out of line, so that the caller's
+    /// future is as small and as quick as the body's. With one, each poll runs
+    /// inside the call's span (a panic noted on it, as with [`InCall`]), and
+    /// `finish` records the value the body returned.
+    ///
+    /// The guard is on the heap so the future the caller holds grows by one
+    /// pointer, whatever the guard's size.
+    pub struct Gated<F, G, C> {
+        #[pin]
+        body: F,
+        guard: Guard<G>,
+        finish: C,
+    }
+}
+
+/// The guard of a [`Gated`] future, dropped after the body (a call cancelled
+/// mid-way ends once its body is gone), and out of line.
+struct Guard<G>(Option<Box<G>>);
+
+impl<G> Drop for Guard<G> {
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(guard) = self.0.take() {
+            drop_out_of_line(guard);
+        }
+    }
+}
+
+#[inline(never)]
+fn drop_out_of_line<G>(guard: Box<G>) {
+    drop(guard);
+}
+
+impl<F, G, C> Gated<F, G, C>
+where
+    F: Future,
+    G: CallGuard,
+    C: Fn(G, F::Output) -> F::Output,
+{
+    /// The body, the guard (`None` when nobody listens) and what ends the call.
+    pub fn new(body: F, guard: Option<Box<G>>, finish: C) -> Self {
+        Self {
+            body,
+            guard: Guard(guard),
+            finish,
+        }
+    }
+}
+
+impl<F, G, C> Future for Gated<F, G, C>
+where
+    F: Future,
+    G: CallGuard,
+    C: Fn(G, F::Output) -> F::Output,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.guard.0.is_none() {
+            return this.body.poll(cx);
+        }
+        poll_guarded(this.body, &mut this.guard.0, this.finish, cx)
+    }
+}
+
+#[inline(never)]
+fn poll_guarded<F, G, C>(
+    body: Pin<&mut F>,
+    guard: &mut Option<Box<G>>,
+    finish: &C,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output>
+where
+    F: Future,
+    G: CallGuard,
+    C: Fn(G, F::Output) -> F::Output,
+{
+    let output = {
+        let Some(span) = guard.as_deref().map(CallGuard::span) else {
+            return body.poll(cx);
+        };
+        let _entered = span.enter();
+        match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+            Ok(Poll::Ready(output)) => output,
+            Ok(Poll::Pending) => return Poll::Pending,
+            Err(payload) => {
+                mark_panicked(span, payload_message(&*payload));
+                resume_unwind(payload)
+            }
+        }
+    };
+    // Taken here only: a later poll finds no guard and polls the finished
+    // body, which reports that itself.
+    match guard.take() {
+        Some(guard) => Poll::Ready(finish(*guard, output)),
+        None => Poll::Ready(output),
+    }
+}
+
 /// Runs the body of an annotated non-`async` function inside its span, noting a
 /// panic's message on the span before letting the panic continue unchanged.
 pub fn in_call<R>(span: &Span, body: impl FnOnce() -> R) -> R {
