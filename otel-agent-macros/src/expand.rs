@@ -519,22 +519,24 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
     let span_name = format!("{operation} {name}");
     let description = match &args.description {
         Some(d) => quote!(::core::option::Option::Some(#d)),
-        None => quote!(::core::option::Option::None::<&str>),
+        None => quote!(::core::option::Option::None),
     };
     let fields = extra_fields(&args.common);
     let span = match args.kind {
         StepKind::Agent => {
             quote!(
-                ::otel_agent_runtime::__agent_step_span!(agent, #span_name, #name, #description #fields)
+                ::otel_agent_runtime::__agent_step_span!(agent, #span_name, __OTEL_AGENT_SITE #fields)
             )
         }
         StepKind::Tool => {
             quote!(
-                ::otel_agent_runtime::__agent_step_span!(tool, #span_name, #name, #description #fields)
+                ::otel_agent_runtime::__agent_step_span!(tool, #span_name, __OTEL_AGENT_SITE #fields)
             )
         }
         StepKind::Workflow => {
-            quote!(::otel_agent_runtime::__agent_step_span!(workflow, #span_name, #name #fields))
+            quote!(
+                ::otel_agent_runtime::__agent_step_span!(workflow, #span_name, __OTEL_AGENT_SITE #fields)
+            )
         }
     };
     let attributes = metric_attributes(&args.common);
@@ -542,11 +544,13 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::StepSite = ::otel_agent_runtime::__private::StepSite {
             operation: #operation,
             name: #name,
+            description: #description,
             attributes: #attributes,
             metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
     };
     let prologue = quote! {
+        __OTEL_AGENT_SITE.hand_off();
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
     };
     let finish = quote! {
@@ -615,12 +619,13 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);
         #name_init
+        __OTEL_AGENT_SITE.hand_off(#provider_var, &#model);
         let #guard = ::otel_agent_runtime::__private::LlmGuard::start(
             &__OTEL_AGENT_SITE,
             ::core::clone::Clone::clone(&#model),
             #provider_var,
             ::otel_agent_runtime::__llm_call_span!(
-                #span_name, #name_value, #operation, #provider_var, #model.as_str() #fields
+                #span_name, #name_value, __OTEL_AGENT_SITE.operation, #provider_var, #model.as_str() #fields
             ),
         ) #capture;
         #request

@@ -86,35 +86,43 @@ use proc_macro::TokenStream;
 ///
 /// ```ignore
 /// pub async fn research(topic: &str) -> Result<Notes, Error> {
-///     static SITE: StepSite = StepSite { operation: "invoke_agent", name: "researcher", attributes: &[] };
+///     static SITE: StepSite = StepSite {
+///         operation: "invoke_agent", name: "researcher", description: None, attributes: &[], ..
+///     };
 ///     // Made only when something listens to the span (a subscriber whose
-///     // filters let it through): the fields are evaluated here, before the
-///     // body can move what they read.
+///     // filters let it through), out of line: the fields are evaluated here,
+///     // before the body can move what they read.
 ///     let guard = if __enabled!() {
-///         Some(StepGuard::start(&SITE, __agent_step_span!(
-///             agent, "invoke_agent researcher", "researcher", None::<&str>;
-///             "topic" = display(&(topic))
-///         )))
+///         out_of_line(|| {
+///             SITE.hand_off(); // the site's strings, for the span to store uncopied
+///             Some(Box::new(StepGuard::start(&SITE, __agent_step_span!(
+///                 agent, "invoke_agent researcher", SITE; "topic" = display(&(topic))
+///             ))))
+///         })
 ///     } else {
 ///         None
 ///     };
-///     let body = async move {
-///         // (a line that tells type inference the block returns `Result<Notes, Error>`)
-///         let hits = search(topic).await?;
-///         Ok(Notes::from(hits))
-///     };
-///     let Some(guard) = guard else {
-///         return body.await; // nothing listens: the function as written
-///     };
-///     let result: Result<Notes, Error> = instrument(body, guard.span()).await;
-///     guard.finish((&&&&&Probe(&result)).__otel_outcome()); // Ok, or Err's error.type
-///     result
+///     // Polled as the body alone when there is no guard; with one, each poll
+///     // runs in the span, and the closure records the outcome at the end.
+///     Gated::new(
+///         async move {
+///             // (a line that tells type inference the block returns `Result<Notes, Error>`)
+///             let hits = search(topic).await?;
+///             Ok(Notes::from(hits))
+///         },
+///         guard,
+///         |guard, result| {
+///             guard.finish((&&&&&Probe(&result)).__otel_outcome()); // Ok, or Err's error.type
+///             result
+///         },
+///     )
+///     .await
 /// }
 /// ```
 ///
 /// A sync function binds its body as a closure, `move || { ... }`, called as
 /// it is when nothing listens and through `in_call(guard.span(), body)`
-/// otherwise. A non-`async` function whose body is `Box::pin(async move { ... })`
+/// otherwise (its guard is not boxed). A non-`async` function whose body is `Box::pin(async move { ... })`
 /// or `async move { ... }` (which is what `#[async_trait]` makes of an `async fn`)
 /// gets the same treatment inside that future. A function returning `!` always
 /// makes its guard (when nothing listens, the span is disabled and the guard

@@ -16,11 +16,11 @@
 //! under it whichever layer made them. [`SpanExt`] reaches either kind of span.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, Value};
+use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -47,6 +47,47 @@ struct OwnSpan {
 thread_local! {
     /// The contexts attached by entered attribute spans, innermost last.
     static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+
+    /// What the next attribute span's string fields may take from its call
+    /// site instead of copying: see [`hand_off`].
+    static HANDED: Cell<Option<Handed>> = const { Cell::new(None) };
+}
+
+/// String values a call site holds already, static or shared, that its span's
+/// fields are about to pass as `&str`.
+struct Handed {
+    statics: [&'static str; 4],
+    shared: Option<StringValue>,
+}
+
+impl Handed {
+    /// The value `value` is, when it is one of these strings itself (the same
+    /// bytes at the same address, not an equal copy).
+    fn find(&self, value: &str) -> Option<Value> {
+        let same = |s: &str| std::ptr::eq(s, value);
+        if let Some(s) = self.statics.iter().find(|s| same(s)) {
+            return Some(Value::from(*s));
+        }
+        let shared = self.shared.as_ref().filter(|s| same(s.as_str()))?;
+        Some(Value::String(shared.clone()))
+    }
+}
+
+/// Hands the bridge the strings the next attribute span's fields will carry, so
+/// that it stores them without copying: `tracing` passes every string field as
+/// a `&str` of unknown lifetime, and copying three or four per call into
+/// `String`s that the export thread frees costs a quarter of an enabled call's
+/// time (see `docs/performance.md`). A field is taken from here only when its
+/// `&str` is one of these strings itself, so a value handed off and never used
+/// (nobody listens, or another subscriber) changes nothing; the next hand-off
+/// replaces it.
+pub(crate) fn hand_off(statics: [&'static str; 4], shared: Option<&StringValue>) {
+    let handed = Handed {
+        statics,
+        shared: shared.cloned(),
+    };
+    // Gone only while the thread exits; the fields are then copied.
+    let _ = HANDED.try_with(|h| h.set(Some(handed)));
 }
 
 /// Builds the attributes' spans; forwards every other span to `inner`
@@ -86,6 +127,8 @@ struct Fields {
     status_code: Option<bool>,
     status_description: Option<String>,
     attributes: Vec<KeyValue>,
+    /// For an attribute's span: the strings its call site handed off.
+    handed: Option<Handed>,
 }
 
 impl Fields {
@@ -139,7 +182,14 @@ impl Visit for Fields {
             (false, "otel.status_description") => {
                 self.status_description = Some(value.to_owned());
             }
-            _ => self.push(field, value.to_owned()),
+            _ => {
+                let value = self
+                    .handed
+                    .as_ref()
+                    .and_then(|h| h.find(value))
+                    .unwrap_or_else(|| Value::from(value.to_owned()));
+                self.push(field, value);
+            }
         }
     }
 
@@ -234,6 +284,7 @@ where
         };
         let meta = attrs.metadata();
         let mut fields = Fields::of_span(attrs.fields().len() + 3);
+        fields.handed = HANDED.try_with(Cell::take).ok().flatten();
         // Where the annotated function is, as tracing-opentelemetry says it for
         // every span (thread and busy/idle attributes are left out: they cost an
         // allocation and two clock reads per span, and say little about a call).

@@ -38,10 +38,33 @@ pub struct StepSite {
     pub operation: &'static str,
     /// The agent, tool or workflow name.
     pub name: &'static str,
+    /// What the agent or tool does, when the attribute says.
+    pub description: Option<&'static str>,
     /// Extra low-cardinality metric attributes fixed at the call site.
     pub attributes: &'static [(&'static str, &'static str)],
     /// The site's instruments, bound to its attribute sets once per pipeline.
     pub metrics: SiteMetrics,
+}
+
+/// `gen_ai.tool.type` of a tool step: one `static`, so every span's field is
+/// the same string, which the bridge stores without a copy.
+pub static TOOL_TYPE: &str = "function";
+
+impl StepSite {
+    /// Tells the bridge which strings the span about to be created carries
+    /// (this site's operation, name, description and tool type), so that it
+    /// stores them without a copy each.
+    pub fn hand_off(&self) {
+        crate::bridge::hand_off(
+            [
+                self.operation,
+                self.name,
+                self.description.unwrap_or_default(),
+                TOOL_TYPE,
+            ],
+            None,
+        );
+    }
 }
 
 /// What an LLM call site is, fixed at compile time.
@@ -58,6 +81,13 @@ pub struct LlmSite {
 }
 
 impl LlmSite {
+    /// Tells the bridge which strings the span about to be created carries
+    /// (this site's operation, `provider` and `model`), so that it stores them
+    /// without a copy each.
+    pub fn hand_off(&self, provider: &'static str, model: &ModelName) {
+        crate::bridge::hand_off([self.operation, provider, "", ""], Some(&model.0));
+    }
+
     /// The provider: the one the attribute names, else the one the model's name
     /// belongs to (`gpt-4o` is OpenAI's), else `unknown`.
     pub fn provider_for(&self, model: &ModelName) -> &'static str {

@@ -104,7 +104,7 @@ pub fn builder() -> TelemetryBuilder {
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::guard::{LlmGuard, LlmSite, ModelName, StepGuard, StepSite};
+    pub use crate::guard::{LlmGuard, LlmSite, ModelName, StepGuard, StepSite, TOOL_TYPE};
     pub use crate::probe::{
         OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
         Probe, ReadNoResponse, ReadResponse,
@@ -159,7 +159,7 @@ pub mod __private {
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __agent_step_span {
-        (agent, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {{
+        (agent, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
             // tracing's `{ key } = value` fields name a bare `Some`: bring it
             // into scope so the span compiles inside `#![no_implicit_prelude]`.
             #[allow(unused_imports)]
@@ -168,16 +168,16 @@ pub mod __private {
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
                 $span_name,
-                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "invoke_agent",
-                { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $name,
-                { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $description,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+                { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $site.name,
+                { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $site.description,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
         }};
-        (tool, $span_name:literal, $name:expr, $description:expr $(; $($extra:tt)*)?) => {{
+        (tool, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
             // tracing's `{ key } = value` fields name a bare `Some`: bring it
             // into scope so the span compiles inside `#![no_implicit_prelude]`.
             #[allow(unused_imports)]
@@ -186,17 +186,17 @@ pub mod __private {
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
                 $span_name,
-                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "execute_tool",
-                { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name,
-                { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = "function",
-                { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $description,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+                { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $site.name,
+                { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
+                { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
             )
         }};
-        (workflow, $span_name:literal, $name:expr $(; $($extra:tt)*)?) => {{
+        (workflow, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
             // tracing's `{ key } = value` fields name a bare `Some`: bring it
             // into scope so the span compiles inside `#![no_implicit_prelude]`.
             #[allow(unused_imports)]
@@ -205,8 +205,8 @@ pub mod __private {
                 target: "otel_agent",
                 $crate::__private::tracing::Level::INFO,
                 $span_name,
-                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = "invoke_workflow",
-                { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $name,
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+                { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $site.name,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
