@@ -199,10 +199,8 @@ fn gated(
         #site
         #items
         let #guard = if ::otel_agent_runtime::__enabled!() {
-            ::otel_agent_runtime::__private::out_of_line(|| {
-                #prologue
-                ::core::option::Option::Some(#guard)
-            })
+            #prologue
+            ::core::option::Option::Some(#guard)
         } else {
             ::core::option::Option::None
         };
@@ -337,10 +335,8 @@ fn gated_future(
     quote! {
         #site
         let #guard = if ::otel_agent_runtime::__enabled!() {
-            ::otel_agent_runtime::__private::out_of_line(|| {
-                #prologue
-                ::core::option::Option::Some(::std::boxed::Box::new(#guard))
-            })
+            #prologue
+            ::core::option::Option::Some(::std::boxed::Box::new(#guard))
         } else {
             ::core::option::Option::None
         };

@@ -90,15 +90,13 @@ use proc_macro::TokenStream;
 ///         operation: "invoke_agent", name: "researcher", description: None, attributes: &[], ..
 ///     };
 ///     // Made only when something listens to the span (a subscriber whose
-///     // filters let it through), out of line: the fields are evaluated here,
-///     // before the body can move what they read.
+///     // filters let it through): the fields are evaluated here, before the
+///     // body can move what they read.
 ///     let guard = if __enabled!() {
-///         out_of_line(|| {
-///             SITE.hand_off(); // the site's strings, for the span to store uncopied
-///             Some(Box::new(StepGuard::start(&SITE, __agent_step_span!(
-///                 agent, "invoke_agent researcher", SITE; "topic" = display(&(topic))
-///             ))))
-///         })
+///         SITE.hand_off(); // the site's strings, for the span to store uncopied
+///         Some(Box::new(StepGuard::start(&SITE, __agent_step_span!(
+///             agent, "invoke_agent researcher", SITE; "topic" = display(&(topic))
+///         ))))
 ///     } else {
 ///         None
 ///     };

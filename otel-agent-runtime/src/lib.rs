@@ -128,15 +128,6 @@ pub mod __private {
         crate::task::in_async_call(future, span)
     }
 
-    /// Calls `f` in a function of its own: the guard's construction, which then
-    /// adds one call to the caller's code instead of its whole body, so a caller
-    /// with nobody listening stays as small (and as quick) as its body alone.
-    #[cold]
-    #[inline(never)]
-    pub fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
-        f()
-    }
-
     /// Whether anything listens to the spans the attributes create: when not,
     /// generated code runs the body as written, without guard or span. Asked
     /// of a call site with the spans' target and level, so filters by target

@@ -211,13 +211,7 @@ impl<S: BuildHasher> HeaderSink for HashMap<String, String, S> {
 
 impl<S: BuildHasher> HeaderSource for HashMap<String, String, S> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .or_else(|| {
-                self.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
-            .map(String::as_str)
+        header_in(self.get(name), self, name)
     }
 }
 
@@ -230,14 +224,25 @@ impl HeaderSink for BTreeMap<String, String> {
 
 impl HeaderSource for BTreeMap<String, String> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .or_else(|| {
-                self.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            })
-            .map(String::as_str)
+        header_in(self.get(name), self, name)
     }
+}
+
+/// A map's header `name`: the entry under that exact key (`exact`), else the
+/// first whose key matches it ignoring case.
+fn header_in<'a>(
+    exact: Option<&'a String>,
+    entries: impl IntoIterator<Item = (&'a String, &'a String)>,
+    name: &str,
+) -> Option<&'a str> {
+    exact
+        .or_else(|| {
+            entries
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
+        .map(String::as_str)
 }
 
 impl HeaderSink for Vec<(String, String)> {

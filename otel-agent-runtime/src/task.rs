@@ -70,27 +70,10 @@ pin_project_lite::pin_project! {
     pub struct Gated<F, G, C> {
         #[pin]
         body: F,
-        guard: Guard<G>,
+        // After the body: a call cancelled mid-way ends once its body is gone.
+        guard: Option<Box<G>>,
         finish: C,
     }
-}
-
-/// The guard of a [`Gated`] future, dropped after the body (a call cancelled
-/// mid-way ends once its body is gone), and out of line.
-struct Guard<G>(Option<Box<G>>);
-
-impl<G> Drop for Guard<G> {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(guard) = self.0.take() {
-            drop_out_of_line(guard);
-        }
-    }
-}
-
-#[inline(never)]
-fn drop_out_of_line<G>(guard: Box<G>) {
-    drop(guard);
 }
 
 impl<F, G, C> Gated<F, G, C>
@@ -103,7 +86,7 @@ where
     pub fn new(body: F, guard: Option<Box<G>>, finish: C) -> Self {
         Self {
             body,
-            guard: Guard(guard),
+            guard,
             finish,
         }
     }
@@ -120,10 +103,10 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.guard.0.is_none() {
+        if this.guard.is_none() {
             return this.body.poll(cx);
         }
-        poll_guarded(this.body, &mut this.guard.0, this.finish, cx)
+        poll_guarded(this.body, this.guard, this.finish, cx)
     }
 }
 
