@@ -130,6 +130,41 @@ fn a_future_dropped_by_a_timeout_ends_its_span_as_cancelled() {
     assert_eq!(in_flight(&h), 0);
 }
 
+/// Logs when dropped: what a connection or a lock guard held across an
+/// `.await` does when its call is cancelled.
+struct LogsOnDrop;
+
+impl Drop for LogsOnDrop {
+    fn drop(&mut self) {
+        tracing::warn!("released on cancel");
+    }
+}
+
+#[agent_step(agent = "holder")]
+async fn holds_across_await(ms: u64) -> u64 {
+    let _held = LogsOnDrop;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[test]
+fn what_a_cancelled_body_drops_is_recorded_inside_its_span() {
+    let h = harness();
+    let out = h.block_on(async {
+        tokio::time::timeout(Duration::from_millis(10), holds_across_await(10_000)).await
+    });
+    assert!(out.is_err(), "the timeout fired");
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "invoke_agent holder");
+    assert_eq!(attr(span, "error.type"), Some("cancelled".into()));
+    let events: Vec<_> = span.events.iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(
+        events,
+        ["released on cancel"],
+        "the drop's event is on the span"
+    );
+}
+
 #[test]
 fn the_loser_of_a_select_and_an_aborted_task_are_cancelled() {
     let h = harness();

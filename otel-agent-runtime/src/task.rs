@@ -1,6 +1,7 @@
 //! Carrying the current span (and so the trace) into futures that run elsewhere.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -67,12 +68,38 @@ pin_project_lite::pin_project! {
     ///
     /// The guard is on the heap so the future the caller holds grows by one
     /// pointer, whatever the guard's size.
-    pub struct Gated<F, G, C> {
+    pub struct Gated<F, G, C>
+    where
+        G: CallGuard,
+    {
+        // Dropped by hand: a call cancelled mid-way drops what its body holds
+        // inside its span, as `tracing`'s `Instrumented` does, so what those
+        // drops log stays with the call.
         #[pin]
-        body: F,
-        // After the body: a call cancelled mid-way ends once its body is gone.
+        body: ManuallyDrop<F>,
         guard: Option<Box<G>>,
         finish: C,
+    }
+
+    impl<F, G, C> PinnedDrop for Gated<F, G, C>
+    where
+        G: CallGuard,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // SAFETY: the body is dropped in place, once, here, and never
+            // touched again: pinned data may be dropped where it lies.
+            let drop_body = || unsafe { ManuallyDrop::drop(this.body.get_unchecked_mut()) };
+            match this.guard.as_deref() {
+                // The guard itself drops after this, ending a cancelled call
+                // once its body is gone.
+                Some(guard) => {
+                    let _entered = guard.span().enter();
+                    drop_body();
+                }
+                None => drop_body(),
+            }
+        }
     }
 }
 
@@ -85,7 +112,7 @@ where
     /// The body, the guard (`None` when nobody listens) and what ends the call.
     pub fn new(body: F, guard: Option<Box<G>>, finish: C) -> Self {
         Self {
-            body,
+            body: ManuallyDrop::new(body),
             guard,
             finish,
         }
@@ -103,10 +130,13 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        // SAFETY: `ManuallyDrop` is transparent and the body is never moved
+        // out of it: this is the pin projection `#[pin] body: F` would give.
+        let body = unsafe { this.body.map_unchecked_mut(|body| &mut **body) };
         if this.guard.is_none() {
-            return this.body.poll(cx);
+            return body.poll(cx);
         }
-        poll_guarded(this.body, this.guard, this.finish, cx)
+        poll_guarded(body, this.guard, this.finish, cx)
     }
 }
 
