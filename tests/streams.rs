@@ -89,6 +89,43 @@ async fn collect<S: Stream<Item = Result<Chunk, std::io::Error>>>(stream: S) -> 
         .concat()
 }
 
+#[llm_call(
+    model = "gpt-4o",
+    provider = "openai",
+    metric_attributes(region = "eu")
+)]
+fn stream_chat_in_region() -> impl Stream<Item = Result<Chunk, std::io::Error>> {
+    chunks(None)
+}
+
+#[test]
+fn time_to_first_chunk_is_sliced_like_the_calls_duration() {
+    let h = common::harness_with(|b| b.tenant_on_metrics(true).legacy_semconv_names(true));
+    h.block_on(
+        otel_agent_runtime::context::scope()
+            .tenant("acme")
+            .instrument(async { collect(stream_chat_in_region()).await }),
+    );
+    let metrics = h.metrics();
+    let attrs_of = |name| {
+        let points = common::f64_histogram_points(metrics.expect(name));
+        assert_eq!(points.len(), 1, "one series of {name}");
+        common::point_attrs(points[0].attributes())
+    };
+    let ttfc = attrs_of("gen_ai.client.operation.time_to_first_chunk");
+    let mut duration = attrs_of("gen_ai.client.operation.duration");
+    // Known only once the stream has ended.
+    duration.remove("gen_ai.response.model");
+    assert_eq!(ttfc, duration);
+    for (key, value) in [
+        ("region", "eu"),
+        ("otel_agent.tenant", "acme"),
+        ("gen_ai.system", "openai"),
+    ] {
+        assert_eq!(ttfc.get(key).map(String::as_str), Some(value), "{key}");
+    }
+}
+
 #[test]
 fn a_consumed_stream_ends_the_span_with_usage_from_the_final_chunk() {
     let h = harness();

@@ -15,8 +15,8 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
 use crate::layer::{
-    finish_llm_span, metrics_delegated, panic_message, request_capture, rollup_of,
-    with_instruments, with_layer, InstrumentsLayer, Rollup,
+    finish_llm_span, metrics_delegated, panic_message, request_capture, rollup_of, with_layer,
+    InstrumentsLayer, Rollup,
 };
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
@@ -424,15 +424,24 @@ impl LlmGuard {
         if metrics_delegated(&self.span) {
             return;
         }
-        let attrs = [
-            static_kv(semconv::GEN_AI_OPERATION_NAME, self.site.operation),
-            static_kv(semconv::GEN_AI_PROVIDER_NAME, self.provider),
-            KeyValue::new(
+        // The duration's attributes, bar what is only known at the end
+        // (response model, error type): the two slice the same way.
+        with_layer(&self.span, |layer| {
+            let site = self.site;
+            let mut attrs: Vec<KeyValue> = Vec::with_capacity(5 + site.attributes.len());
+            attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
+            attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, self.provider));
+            attrs.push(KeyValue::new(
                 semconv::GEN_AI_REQUEST_MODEL,
                 Value::String(self.model.0.clone()),
-            ),
-        ];
-        with_instruments(&self.span, |i| i.time_to_first_chunk.record(secs, &attrs));
+            ));
+            attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
+            if layer.options.legacy_names {
+                attrs.push(static_kv(semconv::GEN_AI_SYSTEM, self.provider));
+            }
+            layer.extend_with_tenant(&self.span, &mut attrs);
+            layer.instruments.time_to_first_chunk.record(secs, &attrs);
+        });
     }
 
     /// Records what the call returned: outcome, usage, response model and id,

@@ -107,11 +107,6 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
     }
 }
 
-/// Runs `f` with the instruments of the pipeline `span` belongs to, if any.
-pub(crate) fn with_instruments(span: &Span, f: impl FnOnce(&Instruments)) {
-    with_layer(span, |layer| f(&layer.instruments));
-}
-
 /// Runs `f` with the layer (instruments and options) of the pipeline `span`
 /// belongs to, if any.
 pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
