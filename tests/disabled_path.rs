@@ -199,6 +199,12 @@ mod listened {
     shapes!(all());
 }
 
+/// Called with subscribers whose filters decide per call site or per call.
+#[allow(dead_code)]
+mod filtered {
+    shapes!(all());
+}
+
 /// As written, without the attributes.
 #[allow(dead_code)]
 mod plain {
@@ -389,6 +395,49 @@ fn with_a_subscriber_each_call_makes_its_span_and_reads_its_arguments_once() {
     let ((), spans) = listening(|| notes.notes_mut().push("a".to_owned()));
     assert_eq!(notes.0, ["a"]);
     assert_eq!(spans, ["invoke_agent noter"]);
+}
+
+/// A filter decides for the attributes as it does for `tracing::span!`: one
+/// that turns their target off at the call site, or one that answers per call
+/// (here: only inside a span named `traced`), leaves the body alone and reads
+/// no argument whenever it says no.
+#[test]
+fn a_filter_on_the_attributes_target_is_obeyed_per_call_site_and_per_call() {
+    use tracing_subscriber::filter::{dynamic_filter_fn, LevelFilter, Targets};
+
+    let client = Client::new("gpt-4o");
+    let twin = Client::new("gpt-4o");
+    let spans = NewSpans::default();
+    let target_off = tracing_subscriber::registry()
+        .with(
+            Targets::new()
+                .with_default(LevelFilter::TRACE)
+                .with_target("otel_agent", LevelFilter::OFF),
+        )
+        .with(spans.clone());
+    let value = tracing::subscriber::with_default(target_off, || filtered::ask(&client, "hello"));
+    assert_eq!(value, plain::ask(&twin, "hello"));
+    assert_eq!(client.reads(), (0, 0, 0));
+    assert!(spans.0.lock().unwrap().is_empty());
+
+    let spans = NewSpans::default();
+    // A global filter: a per-layer one hides spans from its layer only, and
+    // `tracing` creates them all the same.
+    let only_when_traced = tracing_subscriber::registry()
+        .with(dynamic_filter_fn(|meta, cx| {
+            meta.target() != "otel_agent"
+                || cx.lookup_current().is_some_and(|s| s.name() == "traced")
+        }))
+        .with(spans.clone());
+    tracing::subscriber::with_default(only_when_traced, || {
+        assert_eq!(filtered::ask(&client, "hi"), plain::ask(&twin, "hi"));
+        assert_eq!(client.reads(), (0, 0, 0), "outside `traced`: not asked");
+        tracing::info_span!("traced").in_scope(|| filtered::ask(&client, "hi"));
+        assert_eq!(client.reads(), (1, 1, 1), "inside `traced`: asked");
+        filtered::ask(&client, "hi");
+        assert_eq!(client.reads(), (1, 1, 1), "outside again: not asked");
+    });
+    assert_eq!(*spans.0.lock().unwrap(), ["traced", "chat"]);
 }
 
 /// The state of an annotated `async fn` holds the body's future and one
