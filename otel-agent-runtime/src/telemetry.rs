@@ -627,7 +627,7 @@ impl ExportRuntime {
 /// turned into OpenTelemetry spans: each export would otherwise create spans to
 /// export (h2 alone makes dozens per request), without end, and more so while
 /// the collector is failing. Asked on every `enabled` call the subscriber gets
-/// (the attributes make one per call), so it splits on a `char`: a `"::"`
+/// (per call under a filter that answers per call), so it splits on a `char`: a `"::"`
 /// pattern builds a substring searcher each time, two thirds of the cost.
 fn is_export_machinery(target: &str) -> bool {
     const CRATES: [&str; 7] = [
