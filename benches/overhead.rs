@@ -98,6 +98,9 @@ fn metrics(c: &mut Criterion) {
     g.bench_function("record_bound_site", |b| {
         b.iter(|| record_bound_site(hand, black_box(0.25)))
     });
+    g.bench_function("add_bound_counter", |b| {
+        b.iter(|| add_bound_counter(hand, black_box(1)))
+    });
     g.bench_function("record_static_attributes", |b| {
         b.iter(|| record_static_site(hand, black_box(0.25)))
     });

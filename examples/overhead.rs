@@ -323,6 +323,17 @@ fn enabled_cases() -> Vec<Case> {
             },
         ),
         case(
+            "counter add (series bound once)",
+            "",
+            None,
+            Target::None,
+            move |n| {
+                for _ in 0..n {
+                    add_bound_counter(hand, black_box(1));
+                }
+            },
+        ),
+        case(
             "metric record (static attributes)",
             "",
             None,

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use opentelemetry::metrics::{BoundHistogram, Counter, Histogram, UpDownCounter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, UpDownCounter};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -343,6 +343,18 @@ pub fn record_bound_site(hand: &HandInstruments, seconds: f64) {
     BOUND_SITE
         .get_or_init(|| hand.duration.bind(&*SITE_ATTRS))
         .record(seconds);
+}
+
+/// The step-calls counter of `SITE_ATTRS`, bound once.
+static BOUND_COUNTER: OnceLock<BoundCounter<u64>> = OnceLock::new();
+
+/// One add to a counter series bound once, as `#[agent_step]` counts a
+/// successful step (the SDK keeps a counter's sum in an atomic, with no lock).
+#[inline(never)]
+pub fn add_bound_counter(hand: &HandInstruments, n: u64) {
+    BOUND_COUNTER
+        .get_or_init(|| hand.step_calls.bind(&*SITE_ATTRS))
+        .add(n);
 }
 
 /// The same record with the attributes built afresh, as most users do.
