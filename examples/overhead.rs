@@ -268,6 +268,22 @@ fn enabled_cases() -> Vec<Case> {
             },
         ),
         case(
+            "enabled #[llm_call] (model chosen at run time)",
+            "plain call",
+            Some("enabled hand-written llm"),
+            Target::None,
+            |n| {
+                let model = CONFIGURED_MODEL.as_str();
+                for _ in 0..n {
+                    black_box(macro_llm_call_runtime_model(
+                        black_box(model),
+                        black_box(PROMPT),
+                    ))
+                    .ok();
+                }
+            },
+        ),
+        case(
             "enabled async #[llm_call]",
             "plain async call",
             Some("enabled hand-written llm"),

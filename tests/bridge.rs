@@ -185,3 +185,52 @@ fn the_spans_store_the_call_sites_strings_without_copying_them() {
     assert_eq!(attr(call, "gen_ai.provider.name"), Some("openai".into()));
     assert_eq!(attr(call, "gen_ai.operation.name"), Some("chat".into()));
 }
+
+/// A model chosen at run time is made into a shared string and a span name once
+/// per site and model, and every later call naming it shares both: copied per
+/// call, they were freed on the export thread and made such a call a third
+/// slower than one with a literal model. A site keeps a few short models only;
+/// past that, or for a long name, each call copies, and every span is still
+/// named and attributed right.
+#[test]
+fn a_model_chosen_at_run_time_is_made_once_per_site_and_shared_by_later_calls() {
+    #[llm_call(model = model, provider = "openai")]
+    fn ask_any(model: &str) -> Option<Reply> {
+        let _ = model;
+        Some(Reply)
+    }
+
+    let h = harness();
+    let models: Vec<String> = (0..12)
+        .map(|i| format!("model-{i}"))
+        .chain([format!("long-{}", "x".repeat(300))])
+        .collect();
+    h.run(|| {
+        for _ in 0..2 {
+            for model in &models {
+                ask_any(model);
+            }
+        }
+    });
+    let spans = h.finished_spans();
+    let called: Vec<&String> = models.iter().chain(&models).collect();
+    assert_eq!(spans.len(), called.len());
+    for (span, model) in spans.iter().zip(&called) {
+        assert_eq!(span.name, format!("chat {model}"));
+        assert_eq!(
+            attr(span, "gen_ai.request.model"),
+            Some(model.as_str().to_owned().into())
+        );
+    }
+    let model_address =
+        |span: &opentelemetry_sdk::trace::SpanData| match attr(span, "gen_ai.request.model") {
+            Some(opentelemetry::Value::String(s)) => s.as_str().as_ptr(),
+            other => panic!("model: {other:?}"),
+        };
+    let (first, second) = spans.split_at(models.len());
+    for (i, (a, b)) in first.iter().zip(second).enumerate() {
+        let shared = a.name.as_ptr() == b.name.as_ptr() && model_address(a) == model_address(b);
+        // The first eight short models are kept; the rest are copied per call.
+        assert_eq!(shared, i < 8, "{}", a.name);
+    }
+}

@@ -148,6 +148,17 @@ pub fn macro_llm_call_full(prompt: &str) -> Result<FullReply, BenchError> {
     answer(prompt).map(full_reply)
 }
 
+/// `#[llm_call]` with the model chosen at run time, as a client configured with
+/// a model name does: the name comes from a `String`, not a literal.
+#[inline(never)]
+#[llm_call(model = model, provider = "openai")]
+pub fn macro_llm_call_runtime_model(model: &str, prompt: &str) -> Result<Reply, BenchError> {
+    answer(prompt)
+}
+
+/// The configured model of [`macro_llm_call_runtime_model`]'s calls.
+pub static CONFIGURED_MODEL: LazyLock<String> = LazyLock::new(|| "gpt-4o".to_owned());
+
 #[inline(always)]
 fn full_reply(r: Reply) -> FullReply {
     FullReply {

@@ -588,10 +588,10 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
             quote!(::core::option::Option::None::<&str>),
         ),
         Model::Expr(expr) => (
-            quote_spanned!(first_span(expr)=> ::otel_agent_runtime::__private::ModelName::of(&(#expr))),
+            quote_spanned!(first_span(expr)=> __OTEL_AGENT_SITE.model_of(&(#expr))),
             operation.to_owned(),
             quote!(let #otel_name = #model.span_name(&__OTEL_AGENT_SITE);),
-            quote!(::core::option::Option::Some(#otel_name.as_str())),
+            quote!(::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&#otel_name))),
         ),
     };
     let fields = extra_fields(&args.common);
@@ -609,6 +609,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> 
             provider: #provider,
             attributes: #attributes,
             metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
+            models: ::otel_agent_runtime::__private::ModelNames::NEW,
         };
     };
     let prologue = quote! {

@@ -64,12 +64,22 @@ impl Handed {
     /// The value `value` is, when it is one of these strings itself (the same
     /// bytes at the same address, not an equal copy).
     fn find(&self, value: &str) -> Option<Value> {
-        let same = |s: &str| std::ptr::eq(s, value);
-        if let Some(s) = self.statics.iter().find(|s| same(s)) {
-            return Some(Value::from(*s));
+        if let Some(s) = self.find_static(value) {
+            return Some(Value::from(s));
         }
-        let shared = self.shared.as_ref().filter(|s| same(s.as_str()))?;
+        let shared = self
+            .shared
+            .as_ref()
+            .filter(|s| std::ptr::eq(s.as_str(), value))?;
         Some(Value::String(shared.clone()))
+    }
+
+    /// The static string `value` is, when it is one of them itself.
+    fn find_static(&self, value: &str) -> Option<&'static str> {
+        self.statics
+            .iter()
+            .copied()
+            .find(|s| std::ptr::eq(*s, value))
     }
 }
 
@@ -122,7 +132,7 @@ struct Fields {
     /// `otel.*` fields, which configure a span, are plain attributes.
     event: bool,
     message: Option<String>,
-    name: Option<String>,
+    name: Option<Cow<'static, str>>,
     kind: Option<SpanKind>,
     status_code: Option<bool>,
     status_description: Option<String>,
@@ -168,7 +178,11 @@ impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         match (self.event, field.name()) {
             (true, "message") => self.message = Some(value.to_owned()),
-            (false, "otel.name") => self.name = Some(value.to_owned()),
+            (false, "otel.name") => {
+                let handed = self.handed.as_ref().and_then(|h| h.find_static(value));
+                self.name =
+                    Some(handed.map_or_else(|| Cow::Owned(value.to_owned()), Cow::Borrowed));
+            }
             (false, "otel.kind") => self.kind = span_kind(value),
             (false, "otel.status_code") => {
                 self.status_code = if value.eq_ignore_ascii_case("error") {
@@ -305,10 +319,7 @@ where
         let status = fields.status();
         // The span's name is the call site's (static, no copy) unless the
         // `otel.name` field gives one (a model chosen at run time).
-        let name: Cow<'static, str> = match fields.name {
-            Some(name) => Cow::Owned(name),
-            None => Cow::Borrowed(meta.name()),
-        };
+        let name = fields.name.unwrap_or(Cow::Borrowed(meta.name()));
         let builder = SpanBuilder::from_name(name)
             .with_kind(fields.kind.unwrap_or(SpanKind::Internal))
             .with_attributes(fields.attributes);

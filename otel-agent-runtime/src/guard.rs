@@ -6,7 +6,7 @@
 //! in-flight count comes back down, whatever way the call leaves.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::semconv;
@@ -78,6 +78,8 @@ pub struct LlmSite {
     pub attributes: &'static [(&'static str, &'static str)],
     /// The site's instruments, bound to its attribute sets once per pipeline.
     pub metrics: SiteMetrics,
+    /// The models chosen at run time this site has seen, with their span names.
+    pub models: ModelNames,
 }
 
 impl LlmSite {
@@ -85,7 +87,17 @@ impl LlmSite {
     /// (this site's operation, `provider` and `model`), so that it stores them
     /// without a copy each.
     pub fn hand_off(&self, provider: &'static str, model: &ModelName) {
-        crate::bridge::hand_off([self.operation, provider, "", ""], Some(&model.0));
+        crate::bridge::hand_off(
+            [self.operation, provider, model.span_name.unwrap_or(""), ""],
+            Some(&model.value),
+        );
+    }
+
+    /// The model an expression names, evaluated when the call starts. A model
+    /// this site has seen before comes with its string and span name already
+    /// made, so a call that names it allocates nothing for either.
+    pub fn model_of<M: AsRef<str> + ?Sized>(&self, model: &M) -> ModelName {
+        self.models.get(self.operation, model.as_ref())
     }
 
     /// The provider: the one the attribute names, else the one the model's name
@@ -339,27 +351,97 @@ impl Drop for StepGuard {
 
 /// The request model of an LLM call: a literal, or the value of an expression.
 #[derive(Debug, Clone)]
-pub struct ModelName(StringValue);
+pub struct ModelName {
+    value: StringValue,
+    /// `{operation} {model}`, when the site keeps it (see [`ModelNames`]).
+    span_name: Option<&'static str>,
+}
 
 impl ModelName {
     /// A model named by a literal in the attribute.
     pub fn literal(name: &'static str) -> Self {
-        Self(StringValue::from(name))
+        Self {
+            value: StringValue::from(name),
+            span_name: None,
+        }
     }
 
     /// A model named by an expression, evaluated when the call starts.
     pub fn of<M: AsRef<str> + ?Sized>(model: &M) -> Self {
-        Self(StringValue::from(Arc::<str>::from(model.as_ref())))
+        Self {
+            value: StringValue::from(Arc::<str>::from(model.as_ref())),
+            span_name: None,
+        }
     }
 
     /// The model name.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.value.as_str()
     }
 
     /// `{operation} {model}`, the span name the conventions prescribe.
-    pub fn span_name(&self, site: &LlmSite) -> String {
-        format!("{} {}", site.operation, self.as_str())
+    pub fn span_name(&self, site: &LlmSite) -> Cow<'static, str> {
+        match self.span_name {
+            Some(name) => Cow::Borrowed(name),
+            None => Cow::Owned(format!("{} {}", site.operation, self.as_str())),
+        }
+    }
+}
+
+/// How many models chosen at run time a site keeps, and how long each may be.
+const MAX_MODELS: usize = 8;
+const MAX_KEPT_MODEL_BYTES: usize = 128;
+
+/// The models an `#[llm_call]` site with `model = <expression>` has seen, each
+/// with its shared string and its span name, made once.
+///
+/// Without it every call copied the model into a new `Arc<str>` and formatted
+/// `{operation} {model}` into a new `String`, and both were freed on the batch
+/// processor's thread, a slow free with glibc (see `docs/performance.md`). The
+/// span name must be a `&'static str` for the SDK to borrow it, so a kept name
+/// is leaked: at most [`MAX_MODELS`] names of at most [`MAX_KEPT_MODEL_BYTES`]
+/// per site, never freed and never evicted (eviction would leak without bound).
+/// A site that sees more models, or longer ones, copies them per call as before.
+#[derive(Debug)]
+pub struct ModelNames(RwLock<Vec<(StringValue, &'static str)>>);
+
+impl ModelNames {
+    /// An empty list, for the site's `static`.
+    #[allow(clippy::declare_interior_mutable_const)] // each site's static gets its own copy
+    pub const NEW: ModelNames = ModelNames(RwLock::new(Vec::new()));
+
+    fn get(&self, operation: &str, model: &str) -> ModelName {
+        let kept = |models: &[(StringValue, &'static str)]| {
+            models
+                .iter()
+                .find(|(value, _)| value.as_str() == model)
+                .map(|(value, name)| ModelName {
+                    value: value.clone(),
+                    span_name: Some(*name),
+                })
+        };
+        if let Some(found) = self.0.read().ok().and_then(|models| kept(&models)) {
+            return found;
+        }
+        if model.len() <= MAX_KEPT_MODEL_BYTES {
+            if let Ok(mut models) = self.0.write() {
+                // Another thread may have kept it since the read.
+                if let Some(found) = kept(&models) {
+                    return found;
+                }
+                if models.len() < MAX_MODELS {
+                    let name: &'static str =
+                        Box::leak(format!("{operation} {model}").into_boxed_str());
+                    let value = StringValue::from(Arc::<str>::from(model));
+                    models.push((value.clone(), name));
+                    return ModelName {
+                        value,
+                        span_name: Some(name),
+                    };
+                }
+            }
+        }
+        ModelName::of(model)
     }
 }
 
@@ -433,7 +515,7 @@ impl LlmGuard {
             attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, self.provider));
             attrs.push(KeyValue::new(
                 semconv::GEN_AI_REQUEST_MODEL,
-                Value::String(self.model.0.clone()),
+                Value::String(self.model.value.clone()),
             ));
             attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
             if layer.options.legacy_names {
@@ -600,7 +682,7 @@ fn record_llm_metrics(
         attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
         attrs.push(KeyValue::new(
             semconv::GEN_AI_REQUEST_MODEL,
-            Value::String(model.0.clone()),
+            Value::String(model.value.clone()),
         ));
         if let Some(response_model) = &report.response_model {
             attrs.push(KeyValue::new(
@@ -627,7 +709,7 @@ fn record_llm_metrics(
                 static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
                 KeyValue::new(
                     semconv::GEN_AI_REQUEST_MODEL,
-                    Value::String(model.0.clone()),
+                    Value::String(model.value.clone()),
                 ),
             ];
             if let Some(tenant) = &tenant {

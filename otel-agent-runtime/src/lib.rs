@@ -104,7 +104,9 @@ pub fn builder() -> TelemetryBuilder {
 /// What generated code calls. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::guard::{LlmGuard, LlmSite, ModelName, StepGuard, StepSite, TOOL_TYPE};
+    pub use crate::guard::{
+        LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, TOOL_TYPE,
+    };
     pub use crate::probe::{
         OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
         Probe, ReadNoResponse, ReadResponse,
