@@ -420,10 +420,16 @@ impl ModelNames {
                     span_name: Some(*name),
                 })
         };
-        if let Some(found) = self.0.read().ok().and_then(|models| kept(&models)) {
-            return found;
-        }
-        if model.len() <= MAX_KEPT_MODEL_BYTES {
+        let full = match self.0.read() {
+            Ok(models) => match kept(&models) {
+                Some(found) => return found,
+                None => models.len() >= MAX_MODELS,
+            },
+            Err(_) => true,
+        };
+        // A full site does not take the write lock: calls that name ever new
+        // models do not queue behind one another.
+        if !full && model.len() <= MAX_KEPT_MODEL_BYTES {
             if let Ok(mut models) = self.0.write() {
                 // Another thread may have kept it since the read.
                 if let Some(found) = kept(&models) {
