@@ -205,6 +205,12 @@ mod filtered {
     shapes!(all());
 }
 
+/// Called on a thread with no subscriber while another thread has one.
+#[allow(dead_code)]
+mod elsewhere {
+    shapes!(all());
+}
+
 /// As written, without the attributes.
 #[allow(dead_code)]
 mod plain {
@@ -438,6 +444,28 @@ fn a_filter_on_the_attributes_target_is_obeyed_per_call_site_and_per_call() {
         assert_eq!(client.reads(), (1, 1, 1), "outside again: not asked");
     });
     assert_eq!(*spans.0.lock().unwrap(), ["traced", "chat"]);
+}
+
+/// `tracing` caches one interest per call site for the whole process: with two
+/// or more subscribers alive, from theirs alone, so subscribers on other
+/// threads make it "always" for a thread that has none. The attributes still
+/// ask that thread's (absent) subscriber, so nothing is read there.
+#[test]
+fn a_thread_without_a_subscriber_reads_nothing_while_other_threads_listen() {
+    let client = Client::new("gpt-4o");
+    let twin = Client::new("gpt-4o");
+    let spans = NewSpans::default();
+    let _listening_here =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+    let _listening_elsewhere = tracing::Dispatch::new(tracing_subscriber::registry());
+    let value = std::thread::scope(|s| {
+        s.spawn(|| elsewhere::ask(&client, "hello"))
+            .join()
+            .expect("no panic")
+    });
+    assert_eq!(value, plain::ask(&twin, "hello"));
+    assert_eq!(client.reads(), (0, 0, 0));
+    assert!(spans.0.lock().unwrap().is_empty());
 }
 
 /// The state of an annotated `async fn` holds the body's future and one

@@ -139,7 +139,8 @@ pub mod __private {
     ///
     /// Decided as `tracing::span!` decides, not as `span_enabled!` does: the
     /// latter asks the subscriber on every call even when the call site's
-    /// cached interest already answers (~190 instructions per call).
+    /// cached interest already answers (~190 instructions per call). A cached
+    /// "always" is trusted once `init()` installed the global subscriber.
     #[macro_export]
     #[doc(hidden)]
     macro_rules! __enabled {
@@ -180,7 +181,11 @@ pub mod __private {
     fn asks_interest(callsite: &'static tracing_core::callsite::DefaultCallsite) -> bool {
         use tracing_core::Callsite as _;
         let interest = callsite.interest();
-        interest.is_always()
+        // The cached interest is the process's: with several subscribers
+        // alive, theirs only. "Always" then holds for this thread too only if
+        // it has a subscriber, which it does once `init()` installed the
+        // global one; otherwise its own subscriber (maybe none) is asked.
+        (interest.is_always() && crate::telemetry::global_subscriber_installed())
             || (!interest.is_never()
                 && tracing::dispatcher::get_default(|d| d.enabled(callsite.metadata())))
     }

@@ -87,19 +87,30 @@ pin_project_lite::pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            // SAFETY: the body is dropped in place, once, here, and never
-            // touched again: pinned data may be dropped where it lies.
-            let drop_body = || unsafe { ManuallyDrop::drop(this.body.get_unchecked_mut()) };
+            // Owned before the span is entered: should entering panic, the
+            // body is still dropped (outside the span), as pinned data must be.
+            let body = DropsBody(this.body);
             match this.guard.as_deref() {
                 // The guard itself drops after this, ending a cancelled call
                 // once its body is gone.
                 Some(guard) => {
                     let _entered = guard.span().enter();
-                    drop_body();
+                    drop(body);
                 }
-                None => drop_body(),
+                None => drop(body),
             }
         }
+    }
+}
+
+/// Drops a [`Gated`] body where it lies when it goes out of scope.
+struct DropsBody<'a, F>(Pin<&'a mut ManuallyDrop<F>>);
+
+impl<F> Drop for DropsBody<'_, F> {
+    fn drop(&mut self) {
+        // SAFETY: only `Gated`'s drop makes this, once, and the body is not
+        // touched after it: pinned data may be dropped where it lies.
+        unsafe { ManuallyDrop::drop(self.0.as_mut().get_unchecked_mut()) }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -568,6 +568,7 @@ impl TelemetryBuilder {
             .with(logs)
             .try_init()
             .map_err(|_| InitError::SubscriberAlreadySet)?;
+        GLOBAL_SUBSCRIBER_INSTALLED.store(true, Ordering::Relaxed);
         global::set_text_map_propagator(
             opentelemetry::propagation::TextMapCompositePropagator::new(vec![
                 Box::new(TraceContextPropagator::new()),
@@ -620,6 +621,15 @@ impl ExportRuntime {
             None => unreachable!("the export runtime is running until dropped"),
         }
     }
+}
+
+/// Set once `init()` has installed the global subscriber: from then on every
+/// thread without a scoped one has a subscriber.
+static GLOBAL_SUBSCRIBER_INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether `init()` installed the global `tracing` subscriber.
+pub(crate) fn global_subscriber_installed() -> bool {
+    GLOBAL_SUBSCRIBER_INSTALLED.load(Ordering::Relaxed)
 }
 
 /// Whether a span or event comes from the crates that carry the exports
