@@ -6,7 +6,7 @@
 //! in-flight count comes back down, whatever way the call leaves.
 
 use std::borrow::Cow;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::semconv;
@@ -402,49 +402,36 @@ const MAX_KEPT_MODEL_BYTES: usize = 128;
 /// is leaked: at most [`MAX_MODELS`] names of at most [`MAX_KEPT_MODEL_BYTES`]
 /// per site, never freed and never evicted (eviction would leak without bound).
 /// A site that sees more models, or longer ones, copies them per call as before.
+///
+/// The slots are filled once each and never change, so finding a kept model is
+/// a few atomic loads: no lock for calls from many threads to contend on.
 #[derive(Debug)]
-pub struct ModelNames(RwLock<Vec<(StringValue, &'static str)>>);
+pub struct ModelNames([OnceLock<(StringValue, &'static str)>; MAX_MODELS]);
 
 impl ModelNames {
     /// An empty list, for the site's `static`.
     #[allow(clippy::declare_interior_mutable_const)] // each site's static gets its own copy
-    pub const NEW: ModelNames = ModelNames(RwLock::new(Vec::new()));
+    pub const NEW: ModelNames = ModelNames([const { OnceLock::new() }; MAX_MODELS]);
 
     fn get(&self, operation: &str, model: &str) -> ModelName {
-        let kept = |models: &[(StringValue, &'static str)]| {
-            models
-                .iter()
-                .find(|(value, _)| value.as_str() == model)
-                .map(|(value, name)| ModelName {
-                    value: value.clone(),
-                    span_name: Some(*name),
-                })
+        let kept = |(value, name): &(StringValue, &'static str)| ModelName {
+            value: value.clone(),
+            span_name: Some(*name),
         };
-        let full = match self.0.read() {
-            Ok(models) => match kept(&models) {
-                Some(found) => return found,
-                None => models.len() >= MAX_MODELS,
-            },
-            Err(_) => true,
-        };
-        // A full site does not take the write lock: calls that name ever new
-        // models do not queue behind one another.
-        if !full && model.len() <= MAX_KEPT_MODEL_BYTES {
-            if let Ok(mut models) = self.0.write() {
-                // Another thread may have kept it since the read.
-                if let Some(found) = kept(&models) {
-                    return found;
-                }
-                if models.len() < MAX_MODELS {
+        for slot in &self.0 {
+            let entry = match slot.get() {
+                Some(entry) => entry,
+                None if model.len() > MAX_KEPT_MODEL_BYTES => break,
+                // A thread that fills this slot first, with this model or
+                // another, wins it; the others wait for it, then read it.
+                None => slot.get_or_init(|| {
                     let name: &'static str =
                         Box::leak(format!("{operation} {model}").into_boxed_str());
-                    let value = StringValue::from(Arc::<str>::from(model));
-                    models.push((value.clone(), name));
-                    return ModelName {
-                        value,
-                        span_name: Some(name),
-                    };
-                }
+                    (StringValue::from(Arc::<str>::from(model)), name)
+                }),
+            };
+            if entry.0.as_str() == model {
+                return kept(entry);
             }
         }
         ModelName::of(model)
