@@ -502,19 +502,14 @@ impl LlmGuard {
         // The duration's attributes, bar what is only known at the end
         // (response model, error type): the two slice the same way.
         with_layer(&self.span, |layer| {
-            let site = self.site;
-            let mut attrs: Vec<KeyValue> = Vec::with_capacity(5 + site.attributes.len());
-            attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-            attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, self.provider));
-            attrs.push(KeyValue::new(
-                semconv::GEN_AI_REQUEST_MODEL,
-                Value::String(self.model.value.clone()),
-            ));
-            attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
-            if layer.options.legacy_names {
-                attrs.push(static_kv(semconv::GEN_AI_SYSTEM, self.provider));
+            let attrs = CallMetric {
+                layer,
+                site: self.site,
+                provider: self.provider,
+                model: &self.model,
+                tenant: layer.tenant(&self.span).as_ref(),
             }
-            layer.extend_with_tenant(&self.span, &mut attrs);
+            .attrs(None, None);
             layer.instruments.time_to_first_chunk.record(secs, &attrs);
         });
     }
@@ -655,6 +650,58 @@ fn price(layer: &InstrumentsLayer, model: &ModelName, report: &ResponseReport) -
         .cost(&usage)
 }
 
+/// What a model call's metric attributes are made from.
+struct CallMetric<'a> {
+    layer: &'a InstrumentsLayer,
+    site: &'static LlmSite,
+    provider: &'static str,
+    model: &'a ModelName,
+    tenant: Option<&'a StringValue>,
+}
+
+impl CallMetric<'_> {
+    /// The attributes of the call's duration (and, with the token type, of its
+    /// token counts); time to first chunk uses them without the two known only
+    /// at the end.
+    fn attrs(
+        &self,
+        response_model: Option<&str>,
+        error_type: Option<Cow<'static, str>>,
+    ) -> Vec<KeyValue> {
+        let Self {
+            layer,
+            site,
+            provider,
+            model,
+            tenant,
+        } = self;
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
+        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
+        attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
+        attrs.push(KeyValue::new(
+            semconv::GEN_AI_REQUEST_MODEL,
+            Value::String(model.value.clone()),
+        ));
+        if let Some(response_model) = response_model {
+            attrs.push(KeyValue::new(
+                semconv::GEN_AI_RESPONSE_MODEL,
+                response_model.to_owned(),
+            ));
+        }
+        if let Some(error_type) = error_type {
+            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
+        }
+        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
+        if layer.options.legacy_names {
+            attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
+        }
+        if let Some(tenant) = tenant {
+            attrs.push(KeyValue::new(crate::context::TENANT, (*tenant).clone()));
+        }
+        attrs
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn record_llm_metrics(
     layer: &InstrumentsLayer,
@@ -669,49 +716,30 @@ fn record_llm_metrics(
 ) {
     let i = &layer.instruments;
     let tenant = layer.tenant(span);
-    let attrs = |error_type: Option<Cow<'static, str>>| {
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
-        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-        attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
-        attrs.push(KeyValue::new(
-            semconv::GEN_AI_REQUEST_MODEL,
-            Value::String(model.value.clone()),
-        ));
-        if let Some(response_model) = &report.response_model {
-            attrs.push(KeyValue::new(
-                semconv::GEN_AI_RESPONSE_MODEL,
-                response_model.clone(),
-            ));
-        }
-        if let Some(error_type) = error_type {
-            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
-        }
-        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
-        if layer.options.legacy_names {
-            attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
-        }
-        if let Some(tenant) = &tenant {
-            attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
-        }
-        attrs
+    let metric = CallMetric {
+        layer,
+        site,
+        provider,
+        model,
+        tenant: tenant.as_ref(),
     };
+    let response_model = report.response_model.as_deref();
+    let attrs = |error_type| metric.attrs(response_model, error_type);
     if report.usage.is_some() && layer.options.prices.is_some() {
-        {
-            // Cost series carry only provider, model and tenant: few of each.
-            let mut cost_attrs = vec![
-                static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
-                KeyValue::new(
-                    semconv::GEN_AI_REQUEST_MODEL,
-                    Value::String(model.value.clone()),
-                ),
-            ];
-            if let Some(tenant) = &tenant {
-                cost_attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
-            }
-            match cost {
-                Some(cost) => i.llm_cost.add(cost, &cost_attrs),
-                None => i.llm_unpriced_calls.add(1, &cost_attrs),
-            }
+        // Cost series carry only provider, model and tenant: few of each.
+        let mut cost_attrs = vec![
+            static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
+            KeyValue::new(
+                semconv::GEN_AI_REQUEST_MODEL,
+                Value::String(model.value.clone()),
+            ),
+        ];
+        if let Some(tenant) = &tenant {
+            cost_attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
+        }
+        match cost {
+            Some(cost) => i.llm_cost.add(cost, &cost_attrs),
+            None => i.llm_unpriced_calls.add(1, &cost_attrs),
         }
     }
     // Token counts the provider did not report are left out, never guessed.

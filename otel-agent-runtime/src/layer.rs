@@ -148,18 +148,16 @@ pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<
 
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
 fn roll_up(s: &SpanRef<'_, Registry>, add: Rollup) {
-    {
-        for step in ancestors(s).filter(|s| is_step(s.metadata())) {
-            let mut ext = step.extensions_mut();
-            match ext.get_mut::<Rollup>() {
-                Some(r) => {
-                    r.input_tokens += add.input_tokens;
-                    r.output_tokens += add.output_tokens;
-                    r.cost_usd += add.cost_usd;
-                    r.priced |= add.priced;
-                }
-                None => ext.insert(add),
+    for step in ancestors(s).filter(|s| is_step(s.metadata())) {
+        let mut ext = step.extensions_mut();
+        match ext.get_mut::<Rollup>() {
+            Some(r) => {
+                r.input_tokens += add.input_tokens;
+                r.output_tokens += add.output_tokens;
+                r.cost_usd += add.cost_usd;
+                r.priced |= add.priced;
             }
+            None => ext.insert(add),
         }
     }
 }
