@@ -28,7 +28,7 @@ pub const CANCELLED: &str = "cancelled";
 /// The `error.type` of a call that panicked.
 pub const PANIC: &str = "panic";
 
-const OUTCOME_KEY: &str = "otel_agent.step.outcome";
+pub(crate) const OUTCOME_KEY: &str = "otel_agent.step.outcome";
 const STEP_NAME_KEY: &str = "otel_agent.step.name";
 
 /// What a step call site is, fixed at compile time.
@@ -237,10 +237,8 @@ impl StepGuard {
             let tenant = layer.tenant(&span);
             site.metrics.record_step(
                 &layer.instruments,
-                layer.instruments.id,
                 tenant.as_ref(),
                 || Self::attrs(site, tenant.as_ref()),
-                OUTCOME_KEY,
                 &StepRecord::Started,
             );
         });
@@ -305,10 +303,8 @@ impl StepGuard {
             let Some(error_type) = error_type else {
                 site.metrics.record_step(
                     i,
-                    i.id,
                     tenant.as_ref(),
                     || Self::attrs(site, tenant.as_ref()),
-                    OUTCOME_KEY,
                     &StepRecord::Succeeded(elapsed),
                 );
                 return;
@@ -748,7 +744,6 @@ fn record_llm_metrics(
         site.metrics.record_llm(
             i,
             &LlmKey {
-                pipeline: i.id,
                 model: model.as_str(),
                 response_model: report.response_model.as_deref(),
                 tenant: tenant.as_ref(),

@@ -69,7 +69,6 @@ pub(crate) fn next_pipeline_id() -> u64 {
 /// What varies between the attribute sets of one `#[llm_call]` site.
 #[derive(Debug, PartialEq)]
 pub(crate) struct LlmKey<'a> {
-    pub pipeline: u64,
     pub model: &'a str,
     pub response_model: Option<&'a str>,
     pub tenant: Option<&'a StringValue>,
@@ -91,8 +90,8 @@ struct LlmSet {
 }
 
 impl LlmSet {
-    fn matches(&self, key: &LlmKey<'_>) -> bool {
-        self.pipeline == key.pipeline
+    fn matches(&self, pipeline: u64, key: &LlmKey<'_>) -> bool {
+        self.pipeline == pipeline
             && self.model.as_str() == key.model
             && self.response_model.as_deref() == key.response_model
             && self.tenant.as_ref() == key.tenant
@@ -137,7 +136,7 @@ impl SiteMetrics {
         let make = || {
             let attrs = attrs();
             LlmSet {
-                pipeline: key.pipeline,
+                pipeline: instruments.id,
                 model: StringValue::from(key.model.to_owned()),
                 response_model: key.response_model.map(str::to_owned),
                 tenant: key.tenant.cloned(),
@@ -147,7 +146,7 @@ impl SiteMetrics {
                 output_tokens: OnceLock::new(),
             }
         };
-        self.llm.put(|s| s.matches(key), make, put);
+        self.llm.put(|s| s.matches(instruments.id, key), make, put);
     }
 }
 
@@ -160,7 +159,6 @@ struct StepSet {
     /// series.
     success: OnceLock<(BoundHistogram<f64>, BoundCounter<u64>)>,
     attrs: Vec<KeyValue>,
-    outcome_key: &'static str,
 }
 
 /// A step's measurement: it started, or it ended successfully after `f64` seconds.
@@ -175,19 +173,18 @@ impl SiteMetrics {
     pub(crate) fn record_step(
         &self,
         instruments: &Instruments,
-        pipeline: u64,
         tenant: Option<&StringValue>,
         attrs: impl FnOnce() -> Vec<KeyValue>,
-        outcome_key: &'static str,
         record: &StepRecord,
     ) {
+        let pipeline = instruments.id;
         let put = |set: &StepSet| match record {
             StepRecord::Started => set.active.add(1),
             StepRecord::Succeeded(duration) => {
                 set.active.add(-1);
                 let (duration_series, calls) = set.success.get_or_init(|| {
                     let mut attrs = set.attrs.clone();
-                    attrs.push(KeyValue::new(set.outcome_key, "success"));
+                    attrs.push(KeyValue::new(crate::guard::OUTCOME_KEY, "success"));
                     (
                         instruments.step_duration.bind(&attrs),
                         instruments.step_calls.bind(&attrs),
@@ -205,7 +202,6 @@ impl SiteMetrics {
                 active: instruments.step_active.bind(&attrs),
                 success: OnceLock::new(),
                 attrs,
-                outcome_key,
             }
         };
         self.step.put(
