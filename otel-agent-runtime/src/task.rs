@@ -167,14 +167,9 @@ where
         let Some(span) = guard.as_deref().map(CallGuard::span) else {
             return body.poll(cx);
         };
-        let _entered = span.enter();
-        match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
-            Ok(Poll::Ready(output)) => output,
-            Ok(Poll::Pending) => return Poll::Pending,
-            Err(payload) => {
-                mark_panicked(span, payload_message(&*payload));
-                resume_unwind(payload)
-            }
+        match in_call(span, || body.poll(cx)) {
+            Poll::Ready(output) => output,
+            Poll::Pending => return Poll::Pending,
         }
     };
     // Taken here only: a later poll finds no guard and polls the finished
