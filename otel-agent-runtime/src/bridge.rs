@@ -484,14 +484,26 @@ fn own_or_else<T>(
 ) {
     let mut value = Some(value);
     crate::layer::with_registry_span(span, |s| {
-        if let Some(own_span) = s.extensions().get::<OwnSpan>() {
-            if let Some(value) = value.take() {
-                own(&own_span.cx, value);
-            }
-        }
+        value = value.take().and_then(|value| on_own(&s, value, own));
     });
     if let Some(value) = value {
         other(value);
+    }
+}
+
+/// Hands `value` to `own` with the context of the registry span `span` when
+/// this runtime built its OpenTelemetry span; gives it back otherwise.
+fn on_own<T>(
+    span: &SpanRef<'_, tracing_subscriber::Registry>,
+    value: T,
+    own: impl FnOnce(&OtelContext, T),
+) -> Option<T> {
+    match span.extensions().get::<OwnSpan>() {
+        Some(own_span) => {
+            own(&own_span.cx, value);
+            None
+        }
+        None => Some(value),
     }
 }
 
@@ -537,14 +549,11 @@ pub(crate) fn set_on(
     span: &SpanRef<'_, tracing_subscriber::Registry>,
     attributes: Vec<KeyValue>,
 ) -> Option<Vec<KeyValue>> {
-    let ext = span.extensions();
-    let Some(own) = ext.get::<OwnSpan>() else {
-        return Some(attributes);
-    };
-    if !attributes.is_empty() {
-        own.cx.span().set_attributes(attributes);
-    }
-    None
+    on_own(span, attributes, |cx, attributes| {
+        if !attributes.is_empty() {
+            cx.span().set_attributes(attributes);
+        }
+    })
 }
 
 /// Sets several attributes on an attribute's span with one lookup and one
