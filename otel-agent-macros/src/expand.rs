@@ -193,22 +193,37 @@ fn gated(
     plain: &TokenStream,
     rest: &TokenStream,
 ) -> TokenStream {
-    let Instrumentation { site, prologue, .. } = instrumentation;
+    let site = &instrumentation.site;
     let guard = &locals.guard;
+    let made = guard_if_listened(instrumentation, locals, &quote!(#guard));
     quote! {
         #site
         #items
-        let #guard = if ::otel_agent_runtime::__enabled!() {
-            #prologue
-            ::core::option::Option::Some(#guard)
-        } else {
-            ::core::option::Option::None
-        };
+        #made
         #bind
         let ::core::option::Option::Some(#guard) = ::core::convert::identity(#guard) else {
             return #plain;
         };
         #rest
+    }
+}
+
+/// `let guard = ...;`: `Some(held)` (`held` holds the guard the prologue
+/// makes) when something listens to the attributes' spans, else `None`.
+fn guard_if_listened(
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+    held: &TokenStream,
+) -> TokenStream {
+    let prologue = &instrumentation.prologue;
+    let guard = &locals.guard;
+    quote! {
+        let #guard = if ::otel_agent_runtime::__enabled!() {
+            #prologue
+            ::core::option::Option::Some(#held)
+        } else {
+            ::core::option::Option::None
+        };
     }
 }
 
@@ -292,20 +307,34 @@ fn async_body(
         .cloned()
         .or_else(|| unit_for_default(function));
     let hint = output_hint(ty.as_ref(), locals);
-    let Locals { guard, body, .. } = locals;
     let future = quote!(async move { #hint #stmts });
-    let Instrumentation { site, prologue, .. } = instrumentation;
-    if !instrumentation.returns_early(ty.is_some()) {
+    future_statements(instrumentation, locals, &future, ty.as_ref())
+}
+
+/// The statements of an annotated future whose body is `future`: without a
+/// stream, body and guard awaited as one `Gated`; with a stream the disabled
+/// path may return as it is (`output` names the type both convert to), the
+/// body awaited plain, or instrumented in a box of its own; with any other
+/// stream, always instrumented.
+fn future_statements(
+    instrumentation: &Instrumentation,
+    locals: &Locals,
+    future: &TokenStream,
+    output: Option<&Type>,
+) -> TokenStream {
+    if instrumentation.stream.is_none() {
+        return gated_future(instrumentation, locals, future);
+    }
+    let Locals { guard, body, .. } = locals;
+    if !instrumentation.returns_early(output.is_some()) {
+        let Instrumentation { site, prologue, .. } = instrumentation;
         let call =
             quote!(::otel_agent_runtime::__private::instrument(#future, #guard.span()).await);
-        let tail = tail(call, ty.as_ref(), instrumentation, locals);
+        let tail = tail(call, output, instrumentation, locals);
         return quote!(#site #prologue #tail);
     }
-    if instrumentation.stream.is_none() {
-        return gated_future(instrumentation, locals, &future);
-    }
     let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
-    let tail = tail(call, ty.as_ref(), instrumentation, locals);
+    let tail = tail(call, output, instrumentation, locals);
     gated(
         instrumentation,
         locals,
@@ -325,21 +354,16 @@ fn gated_future(
     locals: &Locals,
     future: &TokenStream,
 ) -> TokenStream {
-    let Instrumentation {
-        site,
-        prologue,
-        finish,
-        ..
-    } = instrumentation;
+    let Instrumentation { site, finish, .. } = instrumentation;
     let Locals { guard, result, .. } = locals;
+    let made = guard_if_listened(
+        instrumentation,
+        locals,
+        &quote!(::std::boxed::Box::new(#guard)),
+    );
     quote! {
         #site
-        let #guard = if ::otel_agent_runtime::__enabled!() {
-            #prologue
-            ::core::option::Option::Some(::std::boxed::Box::new(#guard))
-        } else {
-            ::core::option::Option::None
-        };
+        #made
         ::otel_agent_runtime::__private::Gated::new(#future, #guard, |#guard, #result| {
             #finish
             #result
@@ -373,26 +397,12 @@ fn disguised_body(
         inner,
         moves,
     } = disguised;
-    let Locals { guard, body, .. } = locals;
-    let Instrumentation { site, prologue, .. } = instrumentation;
-    let statements = if instrumentation.stream.is_none() {
-        gated_future(instrumentation, locals, &inner.to_token_stream())
-    } else if instrumentation.returns_early(output.is_some()) {
-        let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
-        let tail = tail(call, output.as_ref(), instrumentation, locals);
-        gated(
-            instrumentation,
-            locals,
-            &TokenStream::new(),
-            &quote!(let #body = #inner;),
-            &quote!(#body.await),
-            &boxed(&tail),
-        )
-    } else {
-        let call = quote!(::otel_agent_runtime::__private::instrument(#inner, #guard.span()).await);
-        let tail = tail(call, output.as_ref(), instrumentation, locals);
-        quote!(#site #prologue #tail)
-    };
+    let statements = future_statements(
+        instrumentation,
+        locals,
+        &inner.to_token_stream(),
+        output.as_ref(),
+    );
     let capture = moves.then(|| quote!(move));
     let future = quote!(async #capture { #statements });
     match wrapper {
