@@ -194,6 +194,8 @@ fn the_spans_store_the_call_sites_strings_without_copying_them() {
 /// named and attributed right.
 #[test]
 fn a_model_chosen_at_run_time_is_made_once_per_site_and_shared_by_later_calls() {
+    // A call site of its own, like `ask_model` above but not shared with it:
+    // which models the site keeps depends on every call it has seen.
     #[llm_call(model = model, provider = "openai")]
     fn ask_any(model: &str) -> Option<Reply> {
         let _ = model;
