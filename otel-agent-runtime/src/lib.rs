@@ -50,6 +50,7 @@ pub mod content;
 pub mod context;
 pub mod cost;
 mod error;
+mod error_type;
 pub mod evaluation;
 mod export_health;
 mod guard;
@@ -74,6 +75,7 @@ mod telemetry;
 pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
+pub use error_type::ERROR_TYPE_OTHER;
 pub use guard::COST_ATTRIBUTE;
 pub use instruments::{
     DURATION_BUCKETS, EVALUATION_SCORE, LLM_COST, LLM_UNPRICED_CALLS, STEP_ACTIVE, STEP_BUCKETS,

@@ -227,6 +227,7 @@ impl LlmResponse for Vec<CreateChatCompletionStreamResponse> {
 /// | a broken event stream | `stream` |
 /// | a request the client refused to send | `invalid_argument` |
 /// | reading or saving a file | `file` |
+/// | anything else | `_OTHER` |
 ///
 /// The span's status message is the error's text (the API's own message).
 impl ErrorType for OpenAIError {
@@ -244,7 +245,7 @@ impl ErrorType for OpenAIError {
             OpenAIError::StreamError(_) => "stream".into(),
             OpenAIError::InvalidArgument(_) => "invalid_argument".into(),
             OpenAIError::FileSaveError(_) | OpenAIError::FileReadError(_) => "file".into(),
-            _ => "other".into(),
+            _ => crate::error_type::ERROR_TYPE_OTHER.into(),
         }
     }
 }

@@ -27,10 +27,6 @@ pub enum Outcome {
     },
 }
 
-fn type_name_of<E>() -> Cow<'static, str> {
-    Cow::Borrowed(std::any::type_name::<E>())
-}
-
 /// `Err(E)` where `E` classifies itself and prints.
 pub trait OutcomeClassified {
     /// The outcome.
@@ -65,7 +61,8 @@ impl<T, E: ErrorType> OutcomeClassifiedSilent for &&&Probe<'_, Result<T, E>> {
     }
 }
 
-/// `Err(E)` where `E` prints (every `std::error::Error`, `anyhow::Error`, ...).
+/// `Err(E)` where `E` prints (every `std::error::Error`, `anyhow::Error`, ...):
+/// `error.type` is read from the type (its short name, or `_OTHER`).
 pub trait OutcomeDisplay {
     /// The outcome.
     fn __otel_outcome(&self) -> Outcome;
@@ -75,7 +72,7 @@ impl<T, E: Display> OutcomeDisplay for &&Probe<'_, Result<T, E>> {
         match self.0 {
             Ok(_) => Outcome::Success,
             Err(e) => Outcome::Failure {
-                error_type: type_name_of::<E>(),
+                error_type: crate::error_type::of_type::<E>(),
                 message: Some(e.to_string()),
             },
         }
@@ -92,7 +89,7 @@ impl<T, E> OutcomeOpaque for &Probe<'_, Result<T, E>> {
         match self.0 {
             Ok(_) => Outcome::Success,
             Err(_) => Outcome::Failure {
-                error_type: type_name_of::<E>(),
+                error_type: crate::error_type::of_type::<E>(),
                 message: None,
             },
         }
@@ -163,6 +160,7 @@ mod tests {
 
     #[derive(Debug)]
     struct Classified;
+    impl std::error::Error for Classified {}
     impl ErrorType for Classified {
         fn error_type(&self) -> Cow<'static, str> {
             "rate_limited".into()
@@ -193,7 +191,7 @@ mod tests {
         );
         let r: Result<(), std::fmt::Error> = Err(std::fmt::Error);
         assert!(matches!((&&&&&Probe(&r)).__otel_outcome(),
-            Outcome::Failure { error_type, message: Some(_) } if error_type == "core::fmt::Error"));
+            Outcome::Failure { error_type, message: Some(_) } if error_type == "fmt::Error"));
         let r: Result<(), Opaque> = Err(Opaque);
         assert!(matches!(
             (&&&&&Probe(&r)).__otel_outcome(),
@@ -202,6 +200,43 @@ mod tests {
         let r: Result<u8, Opaque> = Ok(1);
         assert_eq!((&&&&&Probe(&r)).__otel_outcome(), Outcome::Success);
         assert_eq!((&&&&&Probe(&5_u8)).__otel_outcome(), Outcome::Success);
+    }
+
+    /// A macro, not a generic function: probes resolve on the concrete type,
+    /// as in generated code.
+    macro_rules! error_type_of {
+        ($error:expr) => {
+            match (&&&&&Probe(&Err::<(), _>($error))).__otel_outcome() {
+                Outcome::Failure { error_type, .. } => error_type,
+                Outcome::Success => unreachable!("an Err is a failure"),
+            }
+        };
+    }
+
+    #[test]
+    fn every_probe_gives_a_groupable_error_type() {
+        let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
+        assert_eq!(error_type_of!(Classified), "rate_limited");
+        assert_eq!(error_type_of!(Box::new(Classified)), "rate_limited");
+        assert_eq!(
+            error_type_of!(std::sync::Arc::new(Classified)),
+            "rate_limited"
+        );
+        assert_eq!(error_type_of!(&Classified), "rate_limited");
+        assert_eq!(error_type_of!(timed_out()), "TimedOut");
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(timed_out());
+        assert_eq!(error_type_of!(boxed), "TimedOut");
+        let boxed: Box<dyn std::error::Error> = Box::new(Classified);
+        assert_eq!(error_type_of!(boxed), "_OTHER");
+        assert_eq!(
+            error_type_of!("x".parse::<u8>().unwrap_err()),
+            "ParseIntError"
+        );
+        assert_eq!(error_type_of!(String::from("boom")), "_OTHER");
+        assert_eq!(error_type_of!("boom"), "_OTHER");
+        assert_eq!(error_type_of!(Opaque), "Opaque");
+        let any: Box<dyn std::any::Any + Send> = Box::new(1_u8);
+        assert_eq!(error_type_of!(any), "_OTHER");
     }
 
     #[test]

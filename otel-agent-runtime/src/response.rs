@@ -140,9 +140,26 @@ impl<T: LlmResponse> LlmResponse for Option<T> {
 
 /// A low-cardinality class for an error, recorded as `error.type`.
 ///
-/// Without it, `error.type` is the error's type name (`my_crate::ModelError`).
-/// Implement it to split one error type into a few classes a dashboard can group by;
-/// never return ids, messages or other values that vary per call.
+/// An implementation always wins. Without one, `error.type` is read from the
+/// error's type:
+///
+/// - a named type gives its name without module path or generic arguments
+///   (`my_crate::errors::ModelError` and `my_crate::Wrapper<Inner>` give
+///   `ModelError` and `Wrapper`), seen through `&`, `Box`, `Arc` and `Rc`; a type
+///   named just `Error` keeps its crate (`reqwest::Error`, `serde_json::Error`;
+///   `fmt::Error` for the standard library's), so that crates' errors stay apart;
+/// - `Box<dyn Error>`, `Arc<dyn Error>` and `&dyn Error` (with or without
+///   `+ Send + Sync`) give the class of the error inside when it is a
+///   `std::io::Error` (its kind, e.g. `TimedOut`) or another type the runtime
+///   classifies (async-openai's `OpenAIError`), and `_OTHER` otherwise;
+/// - strings (`String`, `&str`, `Cow<str>`), `anyhow::Error`, `eyre::Report`,
+///   `Box<dyn Any>`, other trait objects, primitives and tuples say nothing about
+///   the failure and give `_OTHER`, the conventions' value for an error of no
+///   known class.
+///
+/// Implement it to name classes of your own, or to split one error type into a
+/// few classes a dashboard can group by; never return ids, messages or other
+/// values that vary per call.
 ///
 /// ```
 /// use std::borrow::Cow;
@@ -172,8 +189,13 @@ impl ErrorType for std::io::Error {
     }
 }
 
-impl<T: ErrorType + ?Sized> ErrorType for Box<T> {
-    fn error_type(&self) -> Cow<'static, str> {
-        (**self).error_type()
-    }
+macro_rules! forward_error_type {
+    ($($ty:ty),*) => {$(
+        impl<T: ErrorType + ?Sized> ErrorType for $ty {
+            fn error_type(&self) -> Cow<'static, str> {
+                (**self).error_type()
+            }
+        }
+    )*};
 }
+forward_error_type!(&T, Box<T>, Arc<T>, std::rc::Rc<T>);
