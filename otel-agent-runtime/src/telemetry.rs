@@ -656,13 +656,28 @@ fn is_export_machinery(target: &str) -> bool {
 /// The endpoint as the warnings show it: the configured URL, or the exporter's
 /// default when none is set.
 fn shown_endpoint(settings: &OtlpSettings, path: &str) -> String {
-    settings
-        .endpoint
-        .clone()
-        .unwrap_or_else(|| match settings.protocol {
+    let Some(endpoint) = &settings.endpoint else {
+        return match settings.protocol {
             Protocol::Grpc => "http://localhost:4317".to_owned(),
             Protocol::HttpProtobuf => format!("http://localhost:4318/{path}"),
-        })
+        };
+    };
+    // The messages go to terminals and logs: never show credentials put in the
+    // URL (`user:secret@host`, or a key in the query).
+    let Ok(uri) = endpoint.parse::<http::Uri>() else {
+        return endpoint.clone();
+    };
+    match (uri.scheme_str(), uri.host()) {
+        (Some(scheme), Some(host)) => {
+            let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            let path = match uri.path() {
+                "/" => "",
+                path => path,
+            };
+            format!("{scheme}://{host}{port}{path}")
+        }
+        _ => endpoint.clone(),
+    }
 }
 
 /// The delivery counts of the OTLP exporters, and where `/metrics` is served.
@@ -961,14 +976,23 @@ impl Telemetry {
         let Some(p) = &self.pipelines else {
             return Ok(());
         };
+        // A flush is asked for to deliver now, so a delivery failure is its
+        // error here (unlike at shutdown), said in words rather than the SDK's
+        // nested `Debug` text.
         let mut failures = Vec::new();
         if let Err(e) = p.tracer_provider.force_flush() {
-            failures.push(("traces", e.to_string()));
+            failures.push((
+                "traces",
+                crate::export_health::flush_failure(p.health.traces.as_deref(), &e),
+            ));
         }
         if let Err(e) = p.meter_provider.force_flush() {
-            failures.push(("metrics", e.to_string()));
+            failures.push((
+                "metrics",
+                crate::export_health::flush_failure(p.health.metrics.as_deref(), &e),
+            ));
         }
-        ShutdownError::new(failures).map_or(Ok(()), Err)
+        ShutdownError::flush(failures).map_or(Ok(()), Err)
     }
 
     /// Flushes and shuts down, reporting what failed. The console report, if
@@ -991,14 +1015,27 @@ impl Telemetry {
         let meter_provider = p.meter_provider.clone();
         let metrics = shutdown_in_thread(move || meter_provider.shutdown_with_timeout(timeout));
         let mut failures = Vec::new();
-        for (part, result) in [("traces", traces), ("metrics", metrics)] {
+        for (part, result, watch) in [
+            ("traces", traces, p.health.traces.as_deref()),
+            ("metrics", metrics, p.health.metrics.as_deref()),
+        ] {
             let left = deadline.saturating_duration_since(Instant::now());
-            match result.recv_timeout(left) {
+            let result = result.recv_timeout(left);
+            // A backend that was down, slow or refused the data is reported on
+            // standard error (the first warning, and the summary below); it is
+            // not a failure of the shutdown, which then errs only for what the
+            // SDK itself could not do. The SDK's texts are `Debug` dumps: words.
+            let reported = watch.is_some_and(|h| h.had_trouble());
+            match result {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => failures.push((part, e.to_string())),
+                Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) if reported => {}
+                Ok(Err(e)) => failures.push((part, crate::error::plain_words(&e))),
                 Err(mpsc::RecvTimeoutError::Timeout) => failures.push((
                     part,
-                    format!("not finished within the {timeout:?} shutdown timeout"),
+                    format!(
+                        "not finished within the {} shutdown timeout",
+                        crate::export_health::secs(timeout)
+                    ),
                 )),
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     failures.push((part, "the shutdown thread could not start".to_owned()))
