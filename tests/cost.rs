@@ -101,15 +101,21 @@ fn calls_are_priced_and_rolled_up_onto_every_enclosing_step() {
     );
     for step in ["invoke_agent researcher", "invoke_workflow crew"] {
         let span = span_named(&run.spans, step);
-        assert!((f64_value(attr(span, "otel_agent.cost.usd")) - 2.52).abs() < 1e-9);
+        // Summed under roll-up keys of our own: the calls' spans carry the
+        // usage and cost, and a backend summing them over the trace must count
+        // each call once.
+        assert!((f64_value(attr(span, "otel_agent.rollup.cost.usd")) - 2.52).abs() < 1e-9);
+        assert_eq!(attr(span, "otel_agent.cost.usd"), None);
         assert_eq!(
-            attr(span, "gen_ai.usage.input_tokens"),
+            attr(span, "otel_agent.rollup.usage.input_tokens"),
             Some(1_000_005_i64.into())
         );
         assert_eq!(
-            attr(span, "gen_ai.usage.output_tokens"),
+            attr(span, "otel_agent.rollup.usage.output_tokens"),
             Some(2_005_i64.into())
         );
+        assert_eq!(attr(span, "gen_ai.usage.input_tokens"), None);
+        assert_eq!(attr(span, "gen_ai.usage.output_tokens"), None);
     }
 
     let cost = run.metrics.expect("otel_agent.llm.cost.usd");
@@ -147,7 +153,8 @@ fn without_a_price_table_no_cost_is_invented() {
     assert!(run
         .spans
         .iter()
-        .all(|s| attr(s, "otel_agent.cost.usd").is_none()));
+        .all(|s| attr(s, "otel_agent.cost.usd").is_none()
+            && attr(s, "otel_agent.rollup.cost.usd").is_none()));
     assert!(run
         .metrics
         .get("otel_agent.llm.cost.usd")
@@ -158,7 +165,7 @@ fn without_a_price_table_no_cost_is_invented() {
     // Tokens still roll up onto the steps.
     let step = span_named(&run.spans, "invoke_agent researcher");
     assert_eq!(
-        attr(step, "gen_ai.usage.input_tokens"),
+        attr(step, "otel_agent.rollup.usage.input_tokens"),
         Some(1_000_005_i64.into())
     );
 }

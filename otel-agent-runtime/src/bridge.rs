@@ -107,6 +107,9 @@ pub(crate) struct Bridge<L, S> {
     tracer: SdkTracer,
     /// False: `tracing-opentelemetry` builds the attributes' spans too.
     own_spans: bool,
+    /// The subscriber this layer is part of, to ask `tracing-opentelemetry`
+    /// for the context of a span it built (an explicit parent).
+    dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
     _subscriber: PhantomData<fn(S)>,
 }
 
@@ -116,12 +119,31 @@ impl<L, S> Bridge<L, S> {
             inner,
             tracer,
             own_spans,
+            dispatch: std::sync::OnceLock::new(),
             _subscriber: PhantomData,
         }
     }
 
     fn is_own(&self, metadata: &Metadata<'_>) -> bool {
         self.own_spans && metadata.target() == TARGET
+    }
+
+    /// Whether this layer built the span's SDK span: an attribute's span, or
+    /// another span whose explicit parent is one (see `on_new_span`).
+    fn builds<R: for<'a> LookupSpan<'a>>(&self, span: &SpanRef<'_, R>) -> bool {
+        self.is_own(span.metadata())
+            || (self.own_spans && span.extensions().get::<OwnSpan>().is_some())
+    }
+
+    /// The OpenTelemetry context of the span `parent`, whichever layer built it.
+    fn context_of<R: for<'a> LookupSpan<'a>>(
+        &self,
+        parent: &SpanRef<'_, R>,
+    ) -> Option<OtelContext> {
+        own_context(parent).or_else(|| {
+            let dispatch = self.dispatch.get()?.upgrade()?;
+            tracing_opentelemetry::get_otel_context(&parent.id(), &dispatch)
+        })
     }
 }
 
@@ -261,6 +283,7 @@ where
     L: Layer<S>,
 {
     fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
         self.inner.on_register_dispatch(subscriber);
     }
 
@@ -281,16 +304,27 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !self.is_own(attrs.metadata()) {
+        let ours = self.is_own(attrs.metadata());
+        // `tracing-opentelemetry` cannot see the SDK span of a parent this
+        // layer built, and would start a span created with `parent:` one of
+        // them (rig's `chat` spans under an `#[agent_step]`) as a new trace:
+        // this layer builds such a span itself, in its place.
+        let adopted = !ours
+            && self.own_spans
+            && attrs
+                .parent()
+                .and_then(|p| ctx.span(p))
+                .is_some_and(|p| p.extensions().get::<OwnSpan>().is_some());
+        if !ours && !adopted {
             return self.inner.on_new_span(attrs, id, ctx);
         }
         let Some(span) = ctx.span(id) else { return };
+        let explicit = attrs.parent().and_then(|p| ctx.span(p));
         let parent = if attrs.is_root() {
             OtelContext::new()
-        } else if let Some(parent) = attrs.parent() {
-            ctx.span(parent)
-                .and_then(|p| own_context(&p))
-                .unwrap_or_else(OtelContext::current)
+        } else if let Some(parent) = &explicit {
+            // Where its author put it, whichever layer built the parent.
+            self.context_of(parent).unwrap_or_else(OtelContext::current)
         } else {
             // tracing-opentelemetry makes an entered span's context current, and
             // so does this layer: the current context is the enclosing span's.
@@ -298,7 +332,9 @@ where
         };
         let meta = attrs.metadata();
         let mut fields = Fields::of_span(attrs.fields().len() + 3);
-        fields.handed = HANDED.try_with(Cell::take).ok().flatten();
+        if ours {
+            fields.handed = HANDED.try_with(Cell::take).ok().flatten();
+        }
         // Where the annotated function is, as tracing-opentelemetry says it for
         // every span (thread and busy/idle attributes are left out: they cost an
         // allocation and two clock reads per span, and say little about a call).
@@ -334,7 +370,7 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !self.is_own(span.metadata()) {
+        if !self.builds(&span) {
             return self.inner.on_record(id, values, ctx.clone());
         }
         let Some(cx) = own_context(&span) else { return };
@@ -355,49 +391,23 @@ where
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
         // Links must be given when an SDK span starts: a later `follows_from`
         // on an attribute's span is not recorded.
-        let own = ctx
-            .span(id)
-            .is_some_and(|span| self.is_own(span.metadata()));
+        let own = ctx.span(id).is_some_and(|span| self.builds(&span));
         if !own {
             self.inner.on_follows_from(id, follows, ctx);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let span = match event.parent() {
-            Some(parent) => ctx.span(parent),
-            None if event.is_contextual() => ctx.lookup_current(),
-            None => None,
-        };
-        let Some(span) = span.filter(|s| self.is_own(s.metadata())) else {
-            return self.inner.on_event(event, ctx);
-        };
-        let meta = event.metadata();
-        // The SDK's own diagnostics, emitted while a span is exported, are not
-        // events of the user's call.
-        if meta.target().starts_with("opentelemetry") {
-            return;
-        }
-        let Some(cx) = own_context(&span) else { return };
-        let mut fields = Fields::of_event(meta.fields().len() + 2);
-        fields
-            .attributes
-            .push(KeyValue::new("level", meta.level().as_str()));
-        fields
-            .attributes
-            .push(KeyValue::new("target", meta.target().to_owned()));
-        event.record(&mut fields);
-        let otel_span = cx.span();
-        if *meta.level() == tracing::Level::ERROR {
-            otel_span.set_status(Status::error(""));
-        }
-        let name = fields.message.unwrap_or_else(|| meta.name().to_owned());
-        otel_span.add_event(name, fields.attributes);
+        // Every event goes to `inner`, whose per-layer filter decides whether
+        // it becomes a span event, and whose `OwnSpanEvents` puts it on an
+        // attribute's span: a filter that saw an event it is not then handed
+        // would skip the next span it is asked about.
+        self.inner.on_event(event, ctx);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !self.is_own(span.metadata()) {
+        if !self.builds(&span) {
             return self.inner.on_enter(id, ctx.clone());
         }
         if let Some(cx) = own_context(&span) {
@@ -423,13 +433,122 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if !self.is_own(span.metadata()) {
+        if !self.builds(&span) {
             return self.inner.on_close(id, ctx.clone());
         }
         let own = span.extensions_mut().remove::<OwnSpan>();
         if let Some(own) = own {
             own.cx.span().end();
         }
+    }
+
+    fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {
+        self.inner.on_id_change(old, new, ctx);
+    }
+
+    // SAFETY: forwards to `inner`, whose pointers are valid as long as `self`.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(std::ptr::from_ref(self).cast());
+        }
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.inner.downcast_raw(id) }
+    }
+}
+
+/// Adds the events inside an attribute's span to its SDK span; forwards every
+/// other event, and everything else, to `inner` (`tracing-opentelemetry`).
+/// It sits under the span-event filter, with `inner`, so that the one filter
+/// decides for both kinds of span.
+pub(crate) struct OwnSpanEvents<L> {
+    inner: L,
+    /// False: `tracing-opentelemetry` builds the attributes' spans too.
+    own_spans: bool,
+}
+
+impl<L> OwnSpanEvents<L> {
+    pub(crate) fn new(inner: L, own_spans: bool) -> Self {
+        Self { inner, own_spans }
+    }
+}
+
+impl<S, L> Layer<S> for OwnSpanEvents<L>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.inner.on_layer(subscriber);
+    }
+
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> tracing_core::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.enabled(metadata, ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.inner.event_enabled(event, ctx)
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        self.inner.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.inner.on_record(id, values, ctx);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        self.inner.on_follows_from(id, follows, ctx);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = match event.parent() {
+            Some(parent) => ctx.span(parent),
+            None if event.is_contextual() => ctx.lookup_current(),
+            None => None,
+        };
+        // A span this runtime built holds its SDK span; any other goes on.
+        let Some(cx) = span
+            .filter(|_| self.own_spans)
+            .and_then(|s| own_context(&s))
+        else {
+            return self.inner.on_event(event, ctx);
+        };
+        let meta = event.metadata();
+        let mut fields = Fields::of_event(meta.fields().len() + 2);
+        fields
+            .attributes
+            .push(KeyValue::new("level", meta.level().as_str()));
+        fields
+            .attributes
+            .push(KeyValue::new("target", meta.target().to_owned()));
+        event.record(&mut fields);
+        let otel_span = cx.span();
+        if *meta.level() == tracing::Level::ERROR {
+            otel_span.set_status(Status::error(""));
+        }
+        let name = fields.message.unwrap_or_else(|| meta.name().to_owned());
+        otel_span.add_event(name, fields.attributes);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.inner.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.inner.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.inner.on_close(id, ctx);
     }
 
     fn on_id_change(&self, old: &Id, new: &Id, ctx: Context<'_, S>) {

@@ -109,7 +109,8 @@ impl ConsoleSink {
                     stats.output_tokens +=
                         attr_u64(&span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0);
                     stats.durations.push(secs);
-                    if let Some(Value::F64(cost)) = attr(&span, crate::guard::COST_ATTRIBUTE) {
+                    if let Some(Value::F64(cost)) = attr(&span, crate::export_guard::COST_ATTRIBUTE)
+                    {
                         *stats.cost_usd.get_or_insert(0.0) += cost;
                     }
                 }

@@ -32,8 +32,8 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use tracing::Span;
 
+use crate::export_guard::{CAPTURE_REQUESTED, DETAILS_EVENT};
 use crate::layer::{capture_requested, is_llm_span, with_layer};
-use crate::recording::RecordingOptions;
 use crate::semconv;
 
 /// A redaction hook: returns the text with secrets replaced.
@@ -159,7 +159,7 @@ pub fn default_redactor() -> impl Fn(&str) -> Cow<'_, str> + Send + Sync {
 const TRUNCATED: &str = "…[truncated]";
 
 /// Cuts a string to at most `max` bytes (on a character boundary), marking the cut.
-fn cut(text: &str, max: usize) -> String {
+pub(crate) fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
@@ -171,7 +171,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Applies `f` to every string leaf of a JSON value.
-fn map_strings(value: &mut Json, f: &dyn Fn(&str) -> String) {
+pub(crate) fn map_strings(value: &mut Json, f: &dyn Fn(&str) -> String) {
     match value {
         Json::String(s) => *s = f(s),
         Json::Array(items) => items.iter_mut().for_each(|v| map_strings(v, f)),
@@ -218,12 +218,6 @@ pub(crate) fn fit_json(value: &Json, max: usize) -> String {
     "[]".to_owned()
 }
 
-fn redact_all(messages: &Json, options: &RecordingOptions) -> Json {
-    let mut value = messages.clone();
-    map_strings(&mut value, &|s| options.redact(s).into_owned());
-    value
-}
-
 fn record(key: &'static str, value: impl FnOnce() -> Json) {
     let span = Span::current();
     if !is_llm_span(&span) {
@@ -231,21 +225,23 @@ fn record(key: &'static str, value: impl FnOnce() -> Json) {
     }
     let requested = capture_requested(&span);
     with_layer(&span, |layer| {
-        let options = &layer.options;
-        let mode = match (options.capture, requested) {
+        let mode = match (layer.options.capture, requested) {
             (mode, _) if mode.any() => mode,
             (_, true) => crate::CaptureMode::SpanOnly,
             _ => return,
         };
-        let json = fit_json(&redact_all(&value(), options), options.max_content_bytes);
+        // Redaction and the size limit are applied where the span leaves the
+        // process (`export_guard`), to this content and any other alike.
+        let json = value().to_string();
         if mode.on_span() {
-            span.set_otel_attribute(key, json.clone());
+            let mut attrs = vec![KeyValue::new(key, json.clone())];
+            if !layer.options.capture.any() {
+                attrs.push(KeyValue::new(CAPTURE_REQUESTED, true));
+            }
+            crate::bridge::set_attributes(&span, attrs);
         }
         if mode.as_event() {
-            span.add_otel_event(
-                "gen_ai.client.inference.operation.details",
-                vec![KeyValue::new(key, json)],
-            );
+            span.add_otel_event(DETAILS_EVENT, vec![KeyValue::new(key, json)]);
         }
     });
 }

@@ -320,20 +320,23 @@ impl StepGuard {
     }
 }
 
-/// The span attribute holding a call's (or a step's summed) cost in US dollars.
-pub const COST_ATTRIBUTE: &str = "otel_agent.cost.usd";
+use crate::export_guard::COST_ATTRIBUTE;
 
+/// A step's roll-up of the calls under it, under keys of our own: the calls'
+/// spans carry `gen_ai.usage.*` and the cost, and a backend summing those over
+/// a trace must count each call once.
 fn rollup_attrs(rollup: Rollup, attrs: &mut Vec<KeyValue>) {
+    use crate::export_guard::{ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS};
     attrs.push(KeyValue::new(
-        Key::from_static_str(semconv::GEN_AI_USAGE_INPUT_TOKENS),
+        ROLLUP_INPUT_TOKENS,
         i64::try_from(rollup.input_tokens).unwrap_or(i64::MAX),
     ));
     attrs.push(KeyValue::new(
-        Key::from_static_str(semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
+        ROLLUP_OUTPUT_TOKENS,
         i64::try_from(rollup.output_tokens).unwrap_or(i64::MAX),
     ));
     if rollup.priced {
-        attrs.push(KeyValue::new(COST_ATTRIBUTE, rollup.cost_usd));
+        attrs.push(KeyValue::new(ROLLUP_COST, rollup.cost_usd));
     }
 }
 

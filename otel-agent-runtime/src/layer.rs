@@ -61,8 +61,13 @@ pub(crate) struct Rollup {
 /// On an `#[llm_call]` span: this call asked for its content to be captured.
 struct CaptureContent;
 
-/// On an `#[llm_call]` span: a nested `#[llm_call]` records the metrics instead.
-struct DelegatedMetrics;
+/// On an `#[llm_call]` span: an inference span nested in it talks to the
+/// provider and carries the usage, so this one's usage goes under the roll-up
+/// keys. When the nested span is an `#[llm_call]` too, it also records the
+/// metrics and the roll-up onto steps (a library's span does neither yet).
+struct Delegated {
+    metrics: bool,
+}
 
 /// On a span whose call panicked: the panic's message.
 struct Panicked(String);
@@ -97,14 +102,48 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         // A model call wrapped in another (a client that is itself instrumented)
         // must count its tokens and duration once: the innermost call owns them,
         // being the one that talks to the provider.
-        if !is_llm_call(attrs.metadata()) {
+        let ours = is_llm_call(attrs.metadata());
+        if !ours && !is_foreign_inference(attrs) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
         if let Some(outer) = ancestors(&span).find(|s| is_llm_call(s.metadata())) {
-            outer.extensions_mut().insert(DelegatedMetrics);
+            let mut ext = outer.extensions_mut();
+            let metrics = ours || ext.get_mut::<Delegated>().is_some_and(|d| d.metrics);
+            ext.replace(Delegated { metrics });
         }
     }
+}
+
+/// Whether a span another library made is a call to a model: it says so in
+/// `gen_ai.operation.name` when it starts.
+fn is_foreign_inference(attrs: &Attributes<'_>) -> bool {
+    struct Operation(bool);
+    impl tracing::field::Visit for Operation {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            if field.name() == semconv::GEN_AI_OPERATION_NAME {
+                self.0 = crate::export_guard::is_inference_operation(value);
+            }
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == semconv::GEN_AI_OPERATION_NAME {
+                let text = format!("{value:?}");
+                self.0 = crate::export_guard::is_inference_operation(text.trim_matches('"'));
+            }
+        }
+    }
+    if attrs.metadata().target() == TARGET
+        || attrs
+            .metadata()
+            .fields()
+            .field(semconv::GEN_AI_OPERATION_NAME)
+            .is_none()
+    {
+        return false;
+    }
+    let mut operation = Operation(false);
+    attrs.record(&mut operation);
+    operation.0
 }
 
 /// The spans enclosing `span`, innermost first. Unlike `span.scope().skip(1)`,
@@ -127,16 +166,21 @@ pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
 /// Ends an `#[llm_call]`'s span with one registry lookup: sets `attrs` on it
 /// and, unless a nested call owns this call's metrics, adds its tokens and
 /// cost to every enclosing step. Returns whether this call owns its metrics.
+/// When an inference span nested in this one carries the usage, this span
+/// keeps it under the roll-up keys only.
 pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<Rollup>) -> bool {
     let mut attrs = Some(attrs);
     let owns = with_registry_span(span, |s| {
-        let owns = s.extensions().get::<DelegatedMetrics>().is_none();
+        let delegated = s.extensions().get::<Delegated>().map(|d| d.metrics);
+        let mut mine = attrs.take().unwrap_or_default();
+        if delegated.is_some() {
+            crate::export_guard::move_usage_to_rollup(&mut mine);
+        }
+        let owns = delegated != Some(true);
         if let Some(add) = rollup.filter(|_| owns) {
             roll_up(&s, add);
         }
-        if let Some(left) = crate::bridge::set_on(&s, attrs.take().unwrap_or_default()) {
-            attrs = Some(left);
-        }
+        attrs = crate::bridge::set_on(&s, mine);
         owns
     })
     .unwrap_or(true);
@@ -190,8 +234,10 @@ pub(crate) fn with_registry_span<T>(
 
 /// Whether a nested model call owns this call's metrics.
 pub(crate) fn metrics_delegated(span: &Span) -> bool {
-    with_registry_span(span, |s| s.extensions().get::<DelegatedMetrics>().is_some())
-        .unwrap_or(false)
+    with_registry_span(span, |s| {
+        s.extensions().get::<Delegated>().is_some_and(|d| d.metrics)
+    })
+    .unwrap_or(false)
 }
 
 /// Remembers that the call of `span` panicked, with the panic's message.

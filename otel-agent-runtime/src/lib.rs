@@ -52,6 +52,8 @@ pub mod cost;
 mod error;
 mod error_type;
 pub mod evaluation;
+mod event_filter;
+mod export_guard;
 mod export_health;
 mod guard;
 mod instruments;
@@ -76,7 +78,7 @@ pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
 pub use error_type::ERROR_TYPE_OTHER;
-pub use guard::COST_ATTRIBUTE;
+pub use export_guard::{COST_ATTRIBUTE, ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS};
 pub use instruments::{
     DURATION_BUCKETS, EVALUATION_SCORE, LLM_COST, LLM_UNPRICED_CALLS, STEP_ACTIVE, STEP_BUCKETS,
     STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,

@@ -9,6 +9,7 @@ use crate::config::parse_bool;
 use crate::content::{default_redactor, Redactor};
 use crate::cost::PriceTable;
 use crate::error::InitError;
+use crate::event_filter::{SpanEvents, SPAN_EVENTS_VAR};
 
 /// Where captured message content goes, from
 /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.
@@ -75,6 +76,8 @@ pub(crate) struct RecordingOptions {
     /// Also emit `gen_ai.system` and the `prompt_tokens`/`completion_tokens` names.
     pub legacy_names: bool,
     pub tenant_on_metrics: bool,
+    /// Which `tracing` events become span events.
+    pub span_events: SpanEvents,
 }
 
 impl std::fmt::Debug for RecordingOptions {
@@ -85,6 +88,7 @@ impl std::fmt::Debug for RecordingOptions {
             .field("priced_models", &self.prices.as_ref().map(|p| p.len()))
             .field("legacy_names", &self.legacy_names)
             .field("tenant_on_metrics", &self.tenant_on_metrics)
+            .field("span_events", &self.span_events)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +106,7 @@ impl Default for RecordingOptions {
             prices: None,
             legacy_names: false,
             tenant_on_metrics: false,
+            span_events: SpanEvents::default(),
         }
     }
 }
@@ -115,6 +120,7 @@ pub(crate) struct RecordingOverrides {
     pub prices: Option<PriceTable>,
     pub legacy_names: Option<bool>,
     pub tenant_on_metrics: Option<bool>,
+    pub span_events: Option<String>,
 }
 
 impl RecordingOptions {
@@ -145,6 +151,14 @@ impl RecordingOptions {
         if let Some(v) = get(STABILITY_VAR) {
             options.legacy_names = v.split(',').any(|item| item.trim() == GEN_AI_DUP);
         }
+        if let Some(v) = get(SPAN_EVENTS_VAR) {
+            options.span_events =
+                SpanEvents::parse(&v).map_err(|expected| InitError::InvalidEnv {
+                    var: SPAN_EVENTS_VAR,
+                    value: v.clone(),
+                    expected,
+                })?;
+        }
         if let Some(path) = get(PRICES_VAR) {
             options.prices = Some(Arc::new(PriceTable::from_file(&path).map_err(|why| {
                 InitError::InvalidEnv {
@@ -161,6 +175,7 @@ impl RecordingOptions {
             prices,
             legacy_names,
             tenant_on_metrics,
+            span_events,
         } = overrides;
         if let Some(c) = capture {
             options.capture = c;
@@ -179,6 +194,14 @@ impl RecordingOptions {
         }
         if let Some(t) = tenant_on_metrics {
             options.tenant_on_metrics = t;
+        }
+        if let Some(directives) = span_events {
+            options.span_events =
+                SpanEvents::parse(&directives).map_err(|expected| InitError::InvalidSetting {
+                    setting: "span_events",
+                    value: directives,
+                    expected,
+                })?;
         }
         Ok(options)
     }

@@ -29,6 +29,7 @@ use crate::config::{self, ExporterKind, OtlpSettings, Protocol, SamplerKind, Set
 use crate::console::ConsoleSink;
 use crate::cost::PriceTable;
 use crate::error::{InitError, ShutdownError};
+use crate::export_guard::ExportGuard;
 use crate::export_health::{
     shutdown_summary, stderr_report, CountingMetricExporter, CountingSpanExporter, SignalHealth,
     WatchedProcessor,
@@ -290,6 +291,17 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Which `tracing` events inside spans are exported as span events, in
+    /// `EnvFilter` syntax (default `info`, or `OTEL_AGENT_SPAN_EVENTS`):
+    /// `"warn"`, `"info,my_agent=debug"`, `"off"`. Libraries log requests and
+    /// whole prompts at DEBUG and TRACE; events of the HTTP stacks and of the
+    /// exporters are never exported, whatever this says. Spans are not
+    /// filtered: every span keeps its place in the trace.
+    pub fn span_events(mut self, directives: impl Into<String>) -> Self {
+        self.recording.span_events = Some(directives.into());
+        self
+    }
+
     /// Puts the tenant (`otel_agent.tenant` baggage) on metrics. Off by default:
     /// every distinct value is a new series in every metric, so allow it only
     /// when tenants are few.
@@ -375,10 +387,10 @@ impl TelemetryBuilder {
     /// [`Telemetry::layer`] to your own subscriber.
     pub fn build(self) -> Result<Telemetry, InitError> {
         let settings = self.settings()?;
-        let recording = match &self.env {
+        let recording = Arc::new(match &self.env {
             Some(map) => RecordingOptions::resolve(&|k| map.get(k).cloned(), self.recording)?,
             None => RecordingOptions::resolve(&|k| std::env::var(k).ok(), self.recording)?,
-        };
+        });
         if settings.disabled {
             return Ok(Telemetry::disabled());
         }
@@ -461,6 +473,7 @@ impl TelemetryBuilder {
         }
         let tracer_provider = tracer_builder
             .with_span_processor(Processors {
+                guard: ExportGuard::new(recording.clone()),
                 ended: spans_ended.clone(),
                 extra: self
                     .processors
@@ -521,7 +534,7 @@ impl TelemetryBuilder {
                 tracer_provider,
                 meter_provider,
                 instruments,
-                recording: Arc::new(recording),
+                recording,
                 own_spans: !self.spans_through_tracing_opentelemetry,
                 console,
                 health,
@@ -630,27 +643,6 @@ static GLOBAL_SUBSCRIBER_INSTALLED: AtomicBool = AtomicBool::new(false);
 /// Whether `init()` installed the global `tracing` subscriber.
 pub(crate) fn global_subscriber_installed() -> bool {
     GLOBAL_SUBSCRIBER_INSTALLED.load(Ordering::Relaxed)
-}
-
-/// Whether a span or event comes from the crates that carry the exports
-/// themselves (the HTTP/2 and HTTP stacks, the OpenTelemetry SDK). They are not
-/// turned into OpenTelemetry spans: each export would otherwise create spans to
-/// export (h2 alone makes dozens per request), without end, and more so while
-/// the collector is failing. Asked on every `enabled` call the subscriber gets
-/// (per call under a filter that answers per call), so it splits on a `char`: a `"::"`
-/// pattern builds a substring searcher each time, two thirds of the cost.
-fn is_export_machinery(target: &str) -> bool {
-    const CRATES: [&str; 7] = [
-        "h2",
-        "hyper",
-        "hyper_util",
-        "tonic",
-        "tower",
-        "reqwest",
-        "want",
-    ];
-    let krate = target.split_once(':').map_or(target, |(krate, _)| krate);
-    CRATES.contains(&krate) || krate.starts_with("opentelemetry")
 }
 
 /// The endpoint as the warnings show it: the configured URL, or the exporter's
@@ -823,6 +815,8 @@ fn first_error(results: impl Iterator<Item = OTelSdkResult>) -> OTelSdkResult {
 /// user adds before the last one, and moved into the last.
 #[derive(Debug)]
 struct Processors {
+    /// What of a span may leave the process, decided before any processor.
+    guard: ExportGuard,
     /// Spans that ended and were sampled in: `Telemetry::spans_ended`.
     ended: Arc<AtomicU64>,
     extra: Vec<Box<dyn SpanProcessor>>,
@@ -846,8 +840,9 @@ impl SpanProcessor for Processors {
         }
     }
 
-    fn on_end(&self, span: SpanData) {
+    fn on_end(&self, mut span: SpanData) {
         self.ended.fetch_add(1, Ordering::Relaxed);
+        self.guard.apply(&mut span);
         // Every processor but the last gets a copy; the last gets the span.
         let mut all = self.all();
         let Some(mut current) = all.next() else {
@@ -960,18 +955,20 @@ impl Telemetry {
             let users = tracing_opentelemetry::layer()
                 .with_tracer(tracer.clone())
                 .with_level(false)
-                .with_target(false)
-                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                    !is_export_machinery(meta.target())
-                }));
-            crate::bridge::Bridge::new(users, tracer, p.own_spans).and_then(InstrumentsLayer {
+                .with_target(false);
+            // The attributes' own spans bypass the filter (it lets every span
+            // through, and they are built by the bridge); every event and
+            // every other span passes it.
+            let filtered = crate::bridge::OwnSpanEvents::new(users, p.own_spans)
+                .with_filter(p.recording.span_events.filter());
+            crate::bridge::Bridge::new(filtered, tracer, p.own_spans).and_then(InstrumentsLayer {
                 instruments: p.instruments.clone(),
                 options: p.recording.clone(),
             })
         })
     }
 
-    /// Exports everything buffered now.
+    /// Exports everything buffered now; `Err` when that export failed.
     pub fn force_flush(&self) -> Result<(), ShutdownError> {
         let Some(p) = &self.pipelines else {
             return Ok(());
@@ -995,8 +992,10 @@ impl Telemetry {
         ShutdownError::flush(failures).map_or(Ok(()), Err)
     }
 
-    /// Flushes and shuts down, reporting what failed. The console report, if
-    /// that is the exporter, is printed to standard error.
+    /// Flushes and shuts down. `Err` only for what the SDK itself could not do:
+    /// a collector that was down, slow or refused the data has already been
+    /// reported on standard error, and is not a failure of the shutdown. The
+    /// console report, if that is the exporter, is printed to standard error.
     pub fn shutdown(mut self) -> Result<(), ShutdownError> {
         self.shutdown_inner()
     }
@@ -1071,34 +1070,6 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown_inner() {
             eprintln!("otel-agent: {e}");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_export_machinery;
-
-    #[test]
-    fn export_machinery_is_told_by_the_crate_in_the_target() {
-        for target in [
-            "h2",
-            "h2::codec::framed_read",
-            "hyper_util::client::legacy::pool",
-            "tonic::transport::channel",
-            "opentelemetry_sdk::trace::span_processor",
-            "opentelemetry-otlp",
-        ] {
-            assert!(is_export_machinery(target), "{target}");
-        }
-        for target in [
-            "otel_agent",
-            "my_app::h2",
-            "my_app",
-            "hyperion::step",
-            "towers",
-        ] {
-            assert!(!is_export_machinery(target), "{target}");
         }
     }
 }

@@ -563,6 +563,39 @@ def run_checks(exp: Export, args, expected, c: Checker):
                     f"metrics: token.usage {kind}: {total} of {len(ok_chats)} measurements "
                     f"arrived ({series} series; one per OK chat span)")
 
+    # Counted once: backends (Langfuse, a Tempo or Honeycomb query) sum
+    # gen_ai.usage.* over every span of a trace, so only the spans of calls
+    # that talked to the model may carry it; steps carry our roll-up keys.
+    traces = defaultdict(list)
+    for s in exp.spans:
+        traces[s.trace_id].append(s)
+    for kind in ("input", "output"):
+        key = f"gen_ai.usage.{kind}_tokens"
+        rollup = f"otel_agent.rollup.usage.{kind}_tokens"
+        problems = []
+        for trace_id, spans in traces.items():
+            over_all = sum(as_int(s.attrs.get(key)) or 0 for s in spans)
+            over_chats = sum(as_int(s.attrs.get(key)) or 0 for s in spans
+                             if s.attrs.get("gen_ai.operation.name") == "chat")
+            rolled = [as_int(s.attrs.get(rollup)) for s in spans if s.name == WORKFLOW]
+            if over_all != over_chats or any(r != over_chats for r in rolled):
+                problems.append(f"trace {trace_id}: all spans {over_all}, chat spans "
+                                f"{over_chats}, workflow {rollup} {rolled}")
+        c.check(not problems and bool(traces),
+                f"usage: in each of {len(traces)} traces, sum of {key} over all spans == "
+                f"over the chat spans == the workflow's {rollup}", problems)
+        if tok:
+            over_all = sum(as_int(s.attrs.get(key)) or 0 for s in exp.spans)
+            reported, _ = latest_total(
+                tok, lambda pt: as_float(fld(pt, "sum")) or 0,
+                lambda a, k=kind: a.get("gen_ai.token.type") == k)
+            c.check(over_all == round(reported) and over_all > 0,
+                    f"usage: sum of {key} over all spans {over_all} == the tokens the "
+                    f"model reported (token.usage {kind} sum {reported:g})")
+    with_usage = [s.label() for s in exp.spans if s.name.startswith(STEP_PREFIXES)
+                  and any(k.startswith("gen_ai.usage.") for k in s.attrs)]
+    c.check(not with_usage, "usage: no step span carries gen_ai.usage.*", with_usage)
+
     steps = [s for s in exp.spans if s.name.startswith(STEP_PREFIXES)]
     step_duration = shape("otel_agent.step.duration", unit="s")
     if step_duration:

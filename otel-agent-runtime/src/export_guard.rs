@@ -1,0 +1,354 @@
+//! The one place that decides what of a finished span leaves the process.
+//!
+//! Every span the tracer provider ends passes here before any processor or
+//! exporter sees it, whoever made it: the attributes, a framework's `tracing`
+//! spans (rig, genai), the user's own spans, or OpenTelemetry-native code. So the
+//! two promises hold for all of them without a check in each caller:
+//! - **Content only on request.** Prompts, completions, system instructions and
+//!   tool arguments and results are dropped unless capture is on; when it is,
+//!   they pass the configured redaction and size limit, ours and foreign alike.
+//! - **Usage counted once.** `gen_ai.usage.*` and the cost attribute stay only on
+//!   inference spans (the call that talked to the provider). On agent, tool and
+//!   workflow spans they are renamed to this runtime's roll-up keys, so that
+//!   summing a usage attribute over a trace gives what the providers reported.
+
+use std::borrow::Cow;
+
+use opentelemetry::{Key, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+use serde_json::Value as Json;
+
+use crate::recording::RecordingOptions;
+use crate::semconv;
+
+/// The span attribute holding a model call's cost in US dollars.
+pub const COST_ATTRIBUTE: &str = "otel_agent.cost.usd";
+
+/// The prefix of every roll-up key: a step's sum of what the calls under it
+/// used (`otel_agent.rollup.usage.input_tokens`, `otel_agent.rollup.cost.usd`).
+/// Of our own naming, so that backends summing `gen_ai.usage.*` over a trace
+/// count each call once.
+pub(crate) const ROLLUP_PREFIX: &str = "otel_agent.rollup.";
+
+/// A step's summed input tokens.
+pub const ROLLUP_INPUT_TOKENS: &str = "otel_agent.rollup.usage.input_tokens";
+/// A step's summed output tokens.
+pub const ROLLUP_OUTPUT_TOKENS: &str = "otel_agent.rollup.usage.output_tokens";
+/// A step's summed cost in US dollars.
+pub const ROLLUP_COST: &str = "otel_agent.rollup.cost.usd";
+
+/// Set by [`content`](crate::content) on a span whose call asked for its
+/// content to be captured (`capture_content = true`) while capture is off for
+/// the process. Read and removed here: it never leaves the process.
+pub(crate) const CAPTURE_REQUESTED: &str = "otel_agent.capture_requested";
+
+/// The name of the conventions' event that carries an inference's content.
+pub(crate) const DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
+
+/// What a key is to the guard. Every exported attribute is classified once,
+/// so the common case (nothing to do) costs one prefix test per attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyClass {
+    Other,
+    Content,
+    Operation,
+    /// `gen_ai.usage.*` or the cost attribute.
+    Usage,
+    /// A roll-up count (`otel_agent.rollup.*tokens`).
+    RollupCount,
+    Marker,
+}
+
+fn classify(key: &str) -> KeyClass {
+    const CONTENT: [&str; 5] = [
+        semconv::GEN_AI_INPUT_MESSAGES,
+        semconv::GEN_AI_OUTPUT_MESSAGES,
+        semconv::GEN_AI_SYSTEM_INSTRUCTIONS,
+        semconv::GEN_AI_TOOL_CALL_ARGUMENTS,
+        semconv::GEN_AI_TOOL_CALL_RESULT,
+    ];
+    if key.starts_with("gen_ai.") {
+        if CONTENT.contains(&key) || is_deprecated_content(key) {
+            KeyClass::Content
+        } else if key == semconv::GEN_AI_OPERATION_NAME {
+            KeyClass::Operation
+        } else if key.starts_with(USAGE_PREFIX) {
+            KeyClass::Usage
+        } else {
+            KeyClass::Other
+        }
+    } else if key.starts_with("otel_agent.") {
+        if key == COST_ATTRIBUTE {
+            KeyClass::Usage
+        } else if key == CAPTURE_REQUESTED {
+            KeyClass::Marker
+        } else if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") {
+            KeyClass::RollupCount
+        } else {
+            KeyClass::Other
+        }
+    } else {
+        KeyClass::Other
+    }
+}
+
+/// The deprecated `gen_ai.prompt*` / `gen_ai.completion*` forms, indexed ones
+/// (`gen_ai.prompt.0.content`) included.
+fn is_deprecated_content(key: &str) -> bool {
+    [semconv::GEN_AI_PROMPT, semconv::GEN_AI_COMPLETION]
+        .iter()
+        .any(|prefix| {
+            key.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        })
+}
+
+/// Whether `key` holds message content: the conventions' content attributes and
+/// the deprecated `gen_ai.prompt*` / `gen_ai.completion*` forms.
+pub(crate) fn is_content_key(key: &str) -> bool {
+    classify(key) == KeyClass::Content
+}
+
+/// Whether a span of this `gen_ai.operation.name` is a call to a model, the one
+/// span of a call that may carry its usage.
+pub(crate) fn is_inference_operation(operation: &str) -> bool {
+    matches!(
+        operation,
+        "chat" | "text_completion" | "generate_content" | "embeddings"
+    )
+}
+
+/// What the guard needs of the pipeline's recording options.
+pub(crate) struct ExportGuard {
+    options: std::sync::Arc<RecordingOptions>,
+}
+
+impl std::fmt::Debug for ExportGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportGuard")
+            .field("capture", &self.options.capture)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportGuard {
+    pub(crate) fn new(options: std::sync::Arc<RecordingOptions>) -> Self {
+        Self { options }
+    }
+
+    /// Applies both rules to a finished span, in place.
+    pub(crate) fn apply(&self, span: &mut SpanData) {
+        let mut content = false;
+        let mut requested = false;
+        let mut operation = None;
+        let mut usage = false;
+        let mut counts_as_text = false;
+        for kv in &span.attributes {
+            match classify(kv.key.as_str()) {
+                KeyClass::Other => {}
+                KeyClass::Content => content = true,
+                KeyClass::Operation => operation = Some(kv.value.as_str()),
+                KeyClass::Usage => {
+                    usage = true;
+                    counts_as_text |= matches!(kv.value, Value::String(_));
+                }
+                KeyClass::RollupCount => {
+                    counts_as_text |= matches!(kv.value, Value::String(_));
+                }
+                KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
+            }
+        }
+        // Moving usage needs the operation; decide before the attributes change.
+        let move_usage = usage && operation.is_some_and(|op| !is_inference_operation(&op));
+        if requested {
+            span.attributes
+                .retain(|kv| classify(kv.key.as_str()) != KeyClass::Marker);
+        }
+        if content {
+            self.guard_content(
+                &mut span.attributes,
+                self.options.capture.on_span() || requested,
+            );
+        }
+        let as_event = self.options.capture.as_event();
+        let mut emptied = false;
+        for event in span.events.events.iter_mut() {
+            if event
+                .attributes
+                .iter()
+                .any(|kv| is_content_key(kv.key.as_str()))
+            {
+                self.guard_content(&mut event.attributes, as_event);
+                emptied |= event.attributes.is_empty();
+            }
+        }
+        if emptied {
+            // An event that carried nothing but content says nothing once it is gone.
+            span.events
+                .events
+                .retain(|e| e.name != DETAILS_EVENT || !e.attributes.is_empty());
+        }
+        if move_usage {
+            move_usage_to_rollup(&mut span.attributes);
+        }
+        if counts_as_text {
+            numeric_usage(&mut span.attributes);
+        }
+    }
+
+    /// Drops content attributes, or, where `keep`, redacts and cuts them.
+    fn guard_content(&self, attributes: &mut Vec<KeyValue>, keep: bool) {
+        if !keep {
+            attributes.retain(|kv| !is_content_key(kv.key.as_str()));
+            return;
+        }
+        for kv in attributes.iter_mut() {
+            if is_content_key(kv.key.as_str()) {
+                kv.value = self.bounded(&kv.value);
+            }
+        }
+    }
+
+    /// Content as it may leave: redacted, and at most the size limit, JSON kept
+    /// valid when it was JSON.
+    fn bounded(&self, value: &Value) -> Value {
+        let text = value.as_str();
+        let max = self.options.max_content_bytes;
+        let out = match serde_json::from_str::<Json>(&text) {
+            Ok(json) if json.is_array() || json.is_object() => {
+                let mut json = json;
+                crate::content::map_strings(&mut json, &|s| self.options.redact(s).into_owned());
+                crate::content::fit_json(&json, max)
+            }
+            _ => crate::content::cut(&self.options.redact(&text), max),
+        };
+        Value::String(StringValue::from(out))
+    }
+}
+
+fn is_usage_key(key: &str) -> bool {
+    classify(key) == KeyClass::Usage
+}
+
+/// Renames every usage and cost attribute to its roll-up key, unless that key
+/// is there already.
+pub(crate) fn move_usage_to_rollup(attributes: &mut Vec<KeyValue>) {
+    if !attributes.iter().any(|kv| is_usage_key(kv.key.as_str())) {
+        return;
+    }
+    let (moved, mut kept): (Vec<KeyValue>, Vec<KeyValue>) = std::mem::take(attributes)
+        .into_iter()
+        .partition(|kv| is_usage_key(kv.key.as_str()));
+    for kv in moved {
+        let key = rollup_key(kv.key.as_str());
+        if !kept.iter().any(|k| k.key.as_str() == key) {
+            kept.push(KeyValue::new(Key::new(key), kv.value));
+        }
+    }
+    *attributes = kept;
+}
+
+const USAGE_PREFIX: &str = "gen_ai.usage.";
+
+/// Token counts as integers: `tracing-opentelemetry` exports a `u64` field
+/// recorded after the span started as a string, and a backend cannot sum
+/// strings.
+fn numeric_usage(attributes: &mut [KeyValue]) {
+    for kv in attributes {
+        let counted = matches!(
+            classify(kv.key.as_str()),
+            KeyClass::Usage | KeyClass::RollupCount
+        );
+        if let (true, Value::String(text)) = (counted, &kv.value) {
+            if let Ok(n) = text.as_str().trim().parse::<i64>() {
+                kv.value = Value::I64(n);
+            }
+        }
+    }
+}
+
+/// `gen_ai.usage.input_tokens` -> `otel_agent.rollup.usage.input_tokens`,
+/// `otel_agent.cost.usd` -> `otel_agent.rollup.cost.usd`.
+fn rollup_key(key: &str) -> Cow<'static, str> {
+    match key {
+        semconv::GEN_AI_USAGE_INPUT_TOKENS => Cow::Borrowed(ROLLUP_INPUT_TOKENS),
+        semconv::GEN_AI_USAGE_OUTPUT_TOKENS => Cow::Borrowed(ROLLUP_OUTPUT_TOKENS),
+        COST_ATTRIBUTE => Cow::Borrowed(ROLLUP_COST),
+        other => {
+            let rest = other.strip_prefix("gen_ai.").unwrap_or(other);
+            Cow::Owned(format!("{ROLLUP_PREFIX}{rest}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_keys_include_the_deprecated_indexed_forms() {
+        for key in [
+            "gen_ai.input.messages",
+            "gen_ai.output.messages",
+            "gen_ai.system_instructions",
+            "gen_ai.tool.call.arguments",
+            "gen_ai.tool.call.result",
+            "gen_ai.prompt",
+            "gen_ai.prompt.0.content",
+            "gen_ai.completion",
+            "gen_ai.completion.1.role",
+        ] {
+            assert!(is_content_key(key), "{key}");
+        }
+        for key in [
+            "gen_ai.prompt_name",
+            "gen_ai.request.model",
+            "gen_ai.tool.call.id",
+            "gen_ai.usage.prompt_tokens",
+            "gen_ai.completions_count",
+        ] {
+            assert!(!is_content_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn token_counts_recorded_as_text_become_integers() {
+        let mut attrs = vec![
+            KeyValue::new(semconv::GEN_AI_USAGE_INPUT_TOKENS, "30"),
+            KeyValue::new(ROLLUP_OUTPUT_TOKENS, "5"),
+            KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "42"),
+        ];
+        numeric_usage(&mut attrs);
+        assert_eq!(attrs[0].value, Value::I64(30));
+        assert_eq!(attrs[1].value, Value::I64(5));
+        assert_eq!(attrs[2].value, Value::from("42"));
+    }
+
+    #[test]
+    fn usage_moves_to_rollup_keys_and_a_rollup_already_there_wins() {
+        let mut attrs = vec![
+            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, "invoke_agent"),
+            KeyValue::new(semconv::GEN_AI_USAGE_INPUT_TOKENS, 7_i64),
+            KeyValue::new(semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 2_i64),
+            KeyValue::new(COST_ATTRIBUTE, 0.5),
+            KeyValue::new(ROLLUP_INPUT_TOKENS, 9_i64),
+        ];
+        move_usage_to_rollup(&mut attrs);
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.clone())
+        };
+        assert_eq!(get(semconv::GEN_AI_USAGE_INPUT_TOKENS), None);
+        assert_eq!(get(COST_ATTRIBUTE), None);
+        assert_eq!(get(ROLLUP_INPUT_TOKENS), Some(Value::I64(9)));
+        assert_eq!(get(ROLLUP_COST), Some(Value::F64(0.5)));
+        assert_eq!(
+            get("otel_agent.rollup.usage.cache_read.input_tokens"),
+            Some(Value::I64(2))
+        );
+        assert!(is_inference_operation("chat") && is_inference_operation("embeddings"));
+        assert!(!is_inference_operation("invoke_agent") && !is_inference_operation("execute_tool"));
+    }
+}
