@@ -60,41 +60,30 @@ enum KeyClass {
 }
 
 fn classify(key: &str) -> KeyClass {
-    const CONTENT: [&str; 5] = [
-        semconv::GEN_AI_INPUT_MESSAGES,
-        semconv::GEN_AI_OUTPUT_MESSAGES,
-        semconv::GEN_AI_SYSTEM_INSTRUCTIONS,
-        semconv::GEN_AI_TOOL_CALL_ARGUMENTS,
-        semconv::GEN_AI_TOOL_CALL_RESULT,
-    ];
-    if key.starts_with("gen_ai.") {
-        if CONTENT.contains(&key) || is_deprecated_content(key) {
-            KeyClass::Content
-        } else if key == semconv::GEN_AI_OPERATION_NAME {
-            KeyClass::Operation
-        } else if key.starts_with(USAGE_PREFIX) {
-            KeyClass::Usage
-        } else {
-            KeyClass::Other
-        }
-    } else if key.starts_with("otel_agent.") {
-        if key == COST_ATTRIBUTE {
-            KeyClass::Usage
-        } else if key == CAPTURE_REQUESTED {
-            KeyClass::Marker
-        } else if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") {
-            KeyClass::RollupCount
-        } else {
-            KeyClass::Other
-        }
-    } else {
-        KeyClass::Other
+    // Exact names first: a `match` on strings tests the length before the
+    // bytes, so most keys are told apart in a few instructions.
+    match key {
+        semconv::GEN_AI_INPUT_MESSAGES
+        | semconv::GEN_AI_OUTPUT_MESSAGES
+        | semconv::GEN_AI_SYSTEM_INSTRUCTIONS
+        | semconv::GEN_AI_TOOL_CALL_ARGUMENTS
+        | semconv::GEN_AI_TOOL_CALL_RESULT => KeyClass::Content,
+        semconv::GEN_AI_OPERATION_NAME => KeyClass::Operation,
+        COST_ATTRIBUTE => KeyClass::Usage,
+        CAPTURE_REQUESTED => KeyClass::Marker,
+        _ if key.starts_with(USAGE_PREFIX) => KeyClass::Usage,
+        _ if is_deprecated_content(key) => KeyClass::Content,
+        _ if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") => KeyClass::RollupCount,
+        _ => KeyClass::Other,
     }
 }
 
 /// The deprecated `gen_ai.prompt*` / `gen_ai.completion*` forms, indexed ones
 /// (`gen_ai.prompt.0.content`) included.
 fn is_deprecated_content(key: &str) -> bool {
+    if !key.starts_with("gen_ai.") {
+        return false;
+    }
     [semconv::GEN_AI_PROMPT, semconv::GEN_AI_COMPLETION]
         .iter()
         .any(|prefix| {
