@@ -829,8 +829,13 @@ fn grpc_to_an_http_port() {
 #[test]
 fn tls_failure_http() {
     let (port, _) = http_server(200, Duration::ZERO);
+    let mut settings = otlp("http/protobuf", format!("https://127.0.0.1:{port}"));
+    // A failed handshake is retried within the export's time; told apart from
+    // a timeout by failing before that time ends, which a loaded machine must
+    // not blur.
+    settings.push(("OTEL_EXPORTER_OTLP_TIMEOUT", "5000".to_owned()));
     rejected(
-        otlp("http/protobuf", format!("https://127.0.0.1:{port}")),
+        settings,
         &format!("https://127.0.0.1:{port}/v1/traces"),
         "the TLS handshake failed",
         "check that the port serves TLS (or use http://), and that its certificate is valid for \

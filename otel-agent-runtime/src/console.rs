@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::semconv;
-use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
+use opentelemetry::trace::{SpanId, Status, TraceId};
 use opentelemetry::Value;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -96,8 +96,9 @@ impl ConsoleSink {
             let operation = attr_str(&span, semconv::GEN_AI_OPERATION_NAME);
             let failed = is_error(&span);
             let secs = duration_of(&span);
-            match (span.span_kind.clone(), operation.as_deref()) {
-                (SpanKind::Client, Some(_)) => {
+            match operation.as_deref() {
+                // Any call to a model, the attributes' or a library's.
+                Some(op) if crate::export_guard::is_inference_operation(op) => {
                     let provider =
                         attr_str(&span, semconv::GEN_AI_PROVIDER_NAME).unwrap_or_default();
                     let model = attr_str(&span, semconv::GEN_AI_REQUEST_MODEL).unwrap_or_default();
@@ -114,7 +115,7 @@ impl ConsoleSink {
                         *stats.cost_usd.get_or_insert(0.0) += cost;
                     }
                 }
-                (_, Some("invoke_agent" | "execute_tool" | "invoke_workflow")) => {
+                Some("invoke_agent" | "execute_tool" | "invoke_workflow") => {
                     let stats = state.steps.entry(span.name.to_string()).or_default();
                     stats.durations.push(secs);
                     stats.failures += u64::from(failed);
@@ -160,7 +161,9 @@ pub(crate) fn format_secs(secs: f64) -> String {
 
 fn details(span: &SpanData) -> String {
     let mut parts: Vec<String> = Vec::new();
-    if span.span_kind == SpanKind::Client {
+    let inference = attr_str(span, semconv::GEN_AI_OPERATION_NAME)
+        .is_some_and(|op| crate::export_guard::is_inference_operation(&op));
+    if inference {
         if let Some(provider) = attr_str(span, semconv::GEN_AI_PROVIDER_NAME) {
             parts.push(provider);
         }

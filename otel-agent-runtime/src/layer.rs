@@ -16,6 +16,7 @@ use tracing_subscriber::registry::{LookupSpan, Registry, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::instruments::Instruments;
+use crate::library_spans::{declares_operation, LibraryCall};
 use crate::recording::RecordingOptions;
 use crate::semconv;
 
@@ -61,13 +62,11 @@ pub(crate) struct Rollup {
 /// On an `#[llm_call]` span: this call asked for its content to be captured.
 struct CaptureContent;
 
-/// On an `#[llm_call]` span: an inference span nested in it talks to the
-/// provider and carries the usage, so this one's usage goes under the roll-up
-/// keys. When the nested span is an `#[llm_call]` too, it also records the
-/// metrics and the roll-up onto steps (a library's span does neither yet).
-struct Delegated {
-    metrics: bool,
-}
+/// On an `#[llm_call]` span: an inference span nested in it (another
+/// `#[llm_call]`, or a library's) talks to the provider and counts the call:
+/// its usage, metrics and roll-up. This one keeps the usage under the roll-up
+/// keys only.
+struct Delegated;
 
 /// On a span whose call panicked: the panic's message.
 struct Panicked(String);
@@ -99,51 +98,84 @@ fn is_llm_call(metadata: &Metadata<'_>) -> bool {
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // A model call wrapped in another (a client that is itself instrumented)
-        // must count its tokens and duration once: the innermost call owns them,
-        // being the one that talks to the provider.
         let ours = is_llm_call(attrs.metadata());
-        if !ours && !is_foreign_inference(attrs) {
+        let library = !ours && declares_operation(attrs.metadata());
+        if !ours && !library {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        if let Some(outer) = ancestors(&span).find(|s| is_llm_call(s.metadata())) {
-            let mut ext = outer.extensions_mut();
-            let metrics = ours || ext.get_mut::<Delegated>().is_some_and(|d| d.metrics);
-            ext.replace(Delegated { metrics });
+        let mut inference = ours;
+        if library {
+            let call = LibraryCall::start(attrs);
+            inference = call.is_inference();
+            span.extensions_mut().insert(call);
+        }
+        if inference {
+            delegate_enclosing_call(&span);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        if !declares_operation(span.metadata()) {
+            return;
+        }
+        let became_inference = {
+            let mut ext = span.extensions_mut();
+            let Some(call) = ext.get_mut::<LibraryCall>() else {
+                return;
+            };
+            let was = call.is_inference();
+            call.update(values);
+            !was && call.is_inference()
+        };
+        // Said to be a model call only now (its operation recorded late).
+        if became_inference {
+            delegate_enclosing_call(&span);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if !declares_operation(span.metadata()) {
+            return;
+        }
+        let Some(call) = span.extensions_mut().remove::<LibraryCall>() else {
+            return;
+        };
+        if !call.is_inference() || call.delegated {
+            return;
+        }
+        let cost = call.cost(self);
+        call.record_metrics(self, cost);
+        if let Some((input_tokens, output_tokens)) = call.tokens() {
+            let add = Rollup {
+                input_tokens,
+                output_tokens,
+                cost_usd: cost.unwrap_or(0.0),
+                priced: cost.is_some(),
+            };
+            for step in ancestors(&span).filter(|s| is_step(s.metadata())) {
+                add_to(&mut step.extensions_mut(), add);
+            }
         }
     }
 }
 
-/// Whether a span another library made is a call to a model: it says so in
-/// `gen_ai.operation.name` when it starts.
-fn is_foreign_inference(attrs: &Attributes<'_>) -> bool {
-    struct Operation(bool);
-    impl tracing::field::Visit for Operation {
-        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-            if field.name() == semconv::GEN_AI_OPERATION_NAME {
-                self.0 = crate::export_guard::is_inference_operation(value);
-            }
+/// A call to a model just started under `span`'s ancestors: the nearest
+/// enclosing call, ours or a library's, leaves the counting to it.
+fn delegate_enclosing_call<R: for<'a> LookupSpan<'a>>(span: &SpanRef<'_, R>) {
+    for outer in ancestors(span) {
+        if is_llm_call(outer.metadata()) {
+            outer.extensions_mut().replace(Delegated);
+            return;
         }
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            if field.name() == semconv::GEN_AI_OPERATION_NAME {
-                let text = format!("{value:?}");
-                self.0 = crate::export_guard::is_inference_operation(text.trim_matches('"'));
-            }
+        let mut ext = outer.extensions_mut();
+        if let Some(call) = ext.get_mut::<LibraryCall>().filter(|c| c.is_inference()) {
+            call.delegated = true;
+            return;
         }
     }
-    if attrs.metadata().target() == TARGET
-        || attrs
-            .metadata()
-            .fields()
-            .field(semconv::GEN_AI_OPERATION_NAME)
-            .is_none()
-    {
-        return false;
-    }
-    let mut operation = Operation(false);
-    attrs.record(&mut operation);
-    operation.0
 }
 
 /// The spans enclosing `span`, innermost first. Unlike `span.scope().skip(1)`,
@@ -171,12 +203,11 @@ pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
 pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<Rollup>) -> bool {
     let mut attrs = Some(attrs);
     let owns = with_registry_span(span, |s| {
-        let delegated = s.extensions().get::<Delegated>().map(|d| d.metrics);
+        let owns = s.extensions().get::<Delegated>().is_none();
         let mut mine = attrs.take().unwrap_or_default();
-        if delegated.is_some() {
+        if !owns {
             crate::export_guard::move_usage_to_rollup(&mut mine);
         }
-        let owns = delegated != Some(true);
         if let Some(add) = rollup.filter(|_| owns) {
             roll_up(&s, add);
         }
@@ -193,16 +224,19 @@ pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
 fn roll_up(s: &SpanRef<'_, Registry>, add: Rollup) {
     for step in ancestors(s).filter(|s| is_step(s.metadata())) {
-        let mut ext = step.extensions_mut();
-        match ext.get_mut::<Rollup>() {
-            Some(r) => {
-                r.input_tokens += add.input_tokens;
-                r.output_tokens += add.output_tokens;
-                r.cost_usd += add.cost_usd;
-                r.priced |= add.priced;
-            }
-            None => ext.insert(add),
+        add_to(&mut step.extensions_mut(), add);
+    }
+}
+
+fn add_to(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, add: Rollup) {
+    match ext.get_mut::<Rollup>() {
+        Some(r) => {
+            r.input_tokens = r.input_tokens.saturating_add(add.input_tokens);
+            r.output_tokens = r.output_tokens.saturating_add(add.output_tokens);
+            r.cost_usd += add.cost_usd;
+            r.priced |= add.priced;
         }
+        None => ext.insert(add),
     }
 }
 
@@ -234,10 +268,7 @@ pub(crate) fn with_registry_span<T>(
 
 /// Whether a nested model call owns this call's metrics.
 pub(crate) fn metrics_delegated(span: &Span) -> bool {
-    with_registry_span(span, |s| {
-        s.extensions().get::<Delegated>().is_some_and(|d| d.metrics)
-    })
-    .unwrap_or(false)
+    with_registry_span(span, |s| s.extensions().get::<Delegated>().is_some()).unwrap_or(false)
 }
 
 /// Remembers that the call of `span` panicked, with the panic's message.

@@ -58,6 +58,7 @@ mod export_health;
 mod guard;
 mod instruments;
 mod layer;
+mod library_spans;
 /// async-openai's chat types read by `#[llm_call]`, request and server attributes.
 #[cfg(feature = "async-openai")]
 pub mod openai;
@@ -212,6 +213,10 @@ pub mod __private {
                 { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $site.name,
                 { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $site.description,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                // Declared so that a library recording usage on the current
+                // span (rig does) is kept: exported as the step's roll-up.
+                { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
@@ -231,6 +236,10 @@ pub mod __private {
                 { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
                 { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                // Declared so that a library recording usage on the current
+                // span (rig does) is kept: exported as the step's roll-up.
+                { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?
@@ -248,6 +257,10 @@ pub mod __private {
                 { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
                 { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $site.name,
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+                // Declared so that a library recording usage on the current
+                // span (rig does) is kept: exported as the step's roll-up.
+                { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
                 otel.status_description = $crate::__private::tracing::field::Empty,
                 $($($extra)*)?

@@ -1,0 +1,272 @@
+//! GenAI spans that other libraries make (rig, genai, the user's own
+//! `info_span!("chat", gen_ai.operation.name = "chat", ...)`) are completed
+//! like the attributes' own: a call to a model gets the conventions' metrics
+//! (duration, token usage, time to first chunk), its cost, and a place in the
+//! steps' roll-ups, counted once however it nests with other calls.
+//!
+//! The layer reads what the span says about itself, when it starts and when
+//! fields are recorded later (rig records usage after the response), and
+//! records the metrics when the span closes.
+
+use std::time::Instant;
+
+use opentelemetry::{Key, KeyValue, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Record};
+use tracing::Metadata;
+
+use crate::export_guard::is_inference_operation;
+use crate::layer::{InstrumentsLayer, TARGET};
+use crate::semconv;
+
+/// On a library's GenAI span: what it said about its call so far.
+#[derive(Debug)]
+pub(crate) struct LibraryCall {
+    started: Instant,
+    operation: Option<String>,
+    provider: Option<String>,
+    request_model: Option<String>,
+    response_model: Option<String>,
+    error_type: Option<String>,
+    /// `otel.status_code = "error"`: failed, whether or not it says how.
+    failed: bool,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    time_to_first_chunk: Option<f64>,
+    server_address: Option<String>,
+    server_port: Option<i64>,
+    /// An inference span nested in this one talks to the provider and counts
+    /// the call instead.
+    pub(crate) delegated: bool,
+}
+
+/// Whether a span may describe a GenAI operation: it declares
+/// `gen_ai.operation.name` (set at once, or recorded later). Spans of the
+/// attributes are completed by their guards, not here.
+pub(crate) fn declares_operation(metadata: &Metadata<'_>) -> bool {
+    metadata.target() != TARGET
+        && metadata
+            .fields()
+            .field(semconv::GEN_AI_OPERATION_NAME)
+            .is_some()
+}
+
+impl LibraryCall {
+    pub(crate) fn start(attrs: &Attributes<'_>) -> Self {
+        let mut call = Self {
+            started: Instant::now(),
+            operation: None,
+            provider: None,
+            request_model: None,
+            response_model: None,
+            error_type: None,
+            failed: false,
+            input_tokens: None,
+            output_tokens: None,
+            time_to_first_chunk: None,
+            server_address: None,
+            server_port: None,
+            delegated: false,
+        };
+        attrs.record(&mut call);
+        call
+    }
+
+    pub(crate) fn update(&mut self, values: &Record<'_>) {
+        values.record(self);
+    }
+
+    /// Whether the span is a call to a model (so far as it has said).
+    pub(crate) fn is_inference(&self) -> bool {
+        self.operation
+            .as_deref()
+            .is_some_and(is_inference_operation)
+    }
+
+    /// The usage the span reported, for the steps' roll-ups.
+    pub(crate) fn tokens(&self) -> Option<(u64, u64)> {
+        if self.input_tokens.is_none() && self.output_tokens.is_none() {
+            return None;
+        }
+        Some((
+            self.input_tokens.unwrap_or(0),
+            self.output_tokens.unwrap_or(0),
+        ))
+    }
+
+    /// The call's cost from the pipeline's price table, when it has one.
+    pub(crate) fn cost(&self, layer: &InstrumentsLayer) -> Option<f64> {
+        let prices = layer.options.prices.as_ref()?;
+        let (input, output) = self.tokens()?;
+        let usage = crate::Usage::new(input, output);
+        self.response_model
+            .as_deref()
+            .and_then(|m| prices.price_for(m))
+            .or_else(|| prices.price_for(self.request_model.as_deref()?))?
+            .cost(&usage)
+    }
+
+    /// Records the conventions' metrics for a finished call, as the
+    /// attributes record them for their own: the same instruments, buckets
+    /// and attribute names.
+    pub(crate) fn record_metrics(&self, layer: &InstrumentsLayer, cost: Option<f64>) {
+        let i = &layer.instruments;
+        let operation = self.operation.clone().unwrap_or_default();
+        let model = self.request_model.clone().unwrap_or_default();
+        let provider = self
+            .provider
+            .clone()
+            .unwrap_or_else(|| crate::guard::infer_provider(&model).to_owned());
+        let mut attrs = vec![
+            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, operation),
+            KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider.clone()),
+            KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model.clone()),
+        ];
+        if let Some(address) = &self.server_address {
+            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
+        }
+        if let Some(port) = self.server_port {
+            attrs.push(KeyValue::new(semconv::SERVER_PORT, port));
+        }
+        if let Some(ttfc) = self.time_to_first_chunk {
+            i.time_to_first_chunk.record(ttfc, &attrs);
+        }
+        if let Some(response_model) = &self.response_model {
+            attrs.push(KeyValue::new(
+                semconv::GEN_AI_RESPONSE_MODEL,
+                response_model.clone(),
+            ));
+        }
+        match &self.error_type {
+            Some(error_type) => attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.clone())),
+            None if self.failed => attrs.push(KeyValue::new(
+                semconv::ERROR_TYPE,
+                crate::error_type::ERROR_TYPE_OTHER,
+            )),
+            None => {}
+        }
+        if layer.options.legacy_names {
+            attrs.push(KeyValue::new(semconv::GEN_AI_SYSTEM, provider.clone()));
+        }
+        i.llm_duration
+            .record(self.started.elapsed().as_secs_f64(), &attrs);
+        for (kind, count) in [("input", self.input_tokens), ("output", self.output_tokens)] {
+            if let Some(count) = count {
+                attrs.push(KeyValue::new(
+                    Key::from_static_str(semconv::GEN_AI_TOKEN_TYPE),
+                    Value::from(kind),
+                ));
+                i.token_usage.record(count, &attrs);
+                attrs.pop();
+            }
+        }
+        if self.tokens().is_some() && layer.options.prices.is_some() {
+            let cost_attrs = [
+                KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider),
+                KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model),
+            ];
+            match cost {
+                Some(cost) => i.llm_cost.add(cost, &cost_attrs),
+                None => i.llm_unpriced_calls.add(1, &cost_attrs),
+            }
+        }
+    }
+
+    fn set_str(&mut self, field: &Field, value: &str) {
+        let slot = match field.name() {
+            semconv::GEN_AI_OPERATION_NAME => &mut self.operation,
+            semconv::GEN_AI_PROVIDER_NAME | semconv::GEN_AI_SYSTEM => {
+                // The current name wins over the deprecated one.
+                if field.name() == semconv::GEN_AI_SYSTEM && self.provider.is_some() {
+                    return;
+                }
+                &mut self.provider
+            }
+            semconv::GEN_AI_REQUEST_MODEL => &mut self.request_model,
+            semconv::GEN_AI_RESPONSE_MODEL => &mut self.response_model,
+            semconv::ERROR_TYPE => &mut self.error_type,
+            semconv::SERVER_ADDRESS => &mut self.server_address,
+            "otel.status_code" => {
+                self.failed = value.eq_ignore_ascii_case("error");
+                return;
+            }
+            // Counts recorded as text (or by `Debug`) are still counts.
+            _ => return self.set_number(field, value.trim().parse().ok()),
+        };
+        *slot = Some(value.to_owned());
+    }
+
+    fn set_number(&mut self, field: &Field, value: Option<f64>) {
+        let Some(value) = value.filter(|v| v.is_finite() && *v >= 0.0) else {
+            return;
+        };
+        match field.name() {
+            semconv::GEN_AI_USAGE_INPUT_TOKENS | semconv::GEN_AI_USAGE_PROMPT_TOKENS => {
+                self.input_tokens = Some(value as u64);
+            }
+            semconv::GEN_AI_USAGE_OUTPUT_TOKENS | semconv::GEN_AI_USAGE_COMPLETION_TOKENS => {
+                self.output_tokens = Some(value as u64);
+            }
+            semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK => self.time_to_first_chunk = Some(value),
+            semconv::SERVER_PORT => self.server_port = Some(value as i64),
+            _ => {}
+        }
+    }
+}
+
+impl Visit for LibraryCall {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.set_str(field, value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            // Exact, whatever the size: an f64 would round past 2^53.
+            semconv::GEN_AI_USAGE_INPUT_TOKENS | semconv::GEN_AI_USAGE_PROMPT_TOKENS => {
+                self.input_tokens = Some(value);
+            }
+            semconv::GEN_AI_USAGE_OUTPUT_TOKENS | semconv::GEN_AI_USAGE_COMPLETION_TOKENS => {
+                self.output_tokens = Some(value);
+            }
+            _ => self.set_number(field, Some(value as f64)),
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match u64::try_from(value) {
+            Ok(value) => self.record_u64(field, value),
+            Err(_) => self.set_number(field, None),
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set_number(field, Some(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        // Formatting is for the few fields read here, not for a library's
+        // request or message fields.
+        let wanted = matches!(
+            field.name(),
+            semconv::GEN_AI_OPERATION_NAME
+                | semconv::GEN_AI_PROVIDER_NAME
+                | semconv::GEN_AI_SYSTEM
+                | semconv::GEN_AI_REQUEST_MODEL
+                | semconv::GEN_AI_RESPONSE_MODEL
+                | semconv::ERROR_TYPE
+                | semconv::SERVER_ADDRESS
+                | semconv::SERVER_PORT
+                | semconv::GEN_AI_USAGE_INPUT_TOKENS
+                | semconv::GEN_AI_USAGE_OUTPUT_TOKENS
+                | semconv::GEN_AI_USAGE_PROMPT_TOKENS
+                | semconv::GEN_AI_USAGE_COMPLETION_TOKENS
+                | semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+                | "otel.status_code"
+        );
+        if !wanted {
+            return;
+        }
+        let text = format!("{value:?}");
+        self.set_str(field, text.trim_matches('"'));
+    }
+}

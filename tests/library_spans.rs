@@ -1,0 +1,194 @@
+//! A library's GenAI spans are completed like the attributes' own: the
+//! conventions' metrics with the same attributes and buckets, the steps'
+//! roll-ups and the console, counted once however they nest with our calls.
+
+mod common;
+
+use common::{attr, span_named};
+use opentelemetry::Value;
+use otel_agent_runtime::{agent_step, llm_call, ExporterKind, LlmResponse, Usage};
+use tracing::Span;
+
+/// A `chat` span the way rig makes one: an internal span, the usage and the
+/// response model recorded once the answer is in.
+fn library_chat(model: &'static str, input: u64, output: u64, fail: bool) {
+    let span = tracing::info_span!(
+        target: "rig::completions",
+        "chat",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = "openai",
+        gen_ai.request.model = model,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.time_to_first_chunk = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    if fail {
+        span.record("otel.status_code", "error");
+        return;
+    }
+    span.record("gen_ai.response.time_to_first_chunk", 0.05);
+    span.record("gen_ai.response.model", format!("{model}-2024").as_str());
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", output);
+}
+
+/// A library that sums its usage onto whatever span is current, as rig's
+/// agent loop does when it has no span of its own.
+fn library_records_on_current(input: u64) {
+    Span::current().record("gen_ai.usage.input_tokens", input);
+}
+
+struct Reply(u64);
+
+impl LlmResponse for Reply {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(self.0, 1))
+    }
+}
+
+/// The user's call around the library's: the library's span counts it.
+#[llm_call(model = "gpt-4o", provider = "openai")]
+fn wrapped_library_call() -> Reply {
+    library_chat("gpt-4o", 40, 4, false);
+    Reply(40)
+}
+
+#[agent_step(agent = "researcher")]
+fn research() {
+    library_chat("gpt-4o-mini", 10, 2, false);
+    library_chat("gpt-4o-mini", 0, 0, true);
+    let _ = wrapped_library_call();
+    library_records_on_current(999);
+}
+
+fn points(
+    metrics: &common::Metrics,
+    name: &str,
+) -> Vec<(std::collections::BTreeMap<String, String>, u64, f64)> {
+    let metric = metrics.expect(name);
+    match metric.data() {
+        opentelemetry_sdk::metrics::data::AggregatedMetrics::F64(
+            opentelemetry_sdk::metrics::data::MetricData::Histogram(h),
+        ) => h
+            .data_points()
+            .map(|p| (common::point_attrs(p.attributes()), p.count(), p.sum()))
+            .collect(),
+        opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
+            opentelemetry_sdk::metrics::data::MetricData::Histogram(h),
+        ) => h
+            .data_points()
+            .map(|p| {
+                (
+                    common::point_attrs(p.attributes()),
+                    p.count(),
+                    p.sum() as f64,
+                )
+            })
+            .collect(),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_library_call_gets_the_conventions_metrics_once() {
+    let h = common::harness();
+    h.run(research);
+    let metrics = h.metrics();
+
+    let durations = points(&metrics, "gen_ai.client.operation.duration");
+    let count = |model: &str, failed: bool| -> u64 {
+        durations
+            .iter()
+            .filter(|(a, _, _)| {
+                a.get("gen_ai.request.model").map(String::as_str) == Some(model)
+                    && a.contains_key("error.type") == failed
+            })
+            .map(|(_, n, _)| n)
+            .sum()
+    };
+    assert_eq!(count("gpt-4o-mini", false), 1, "{durations:?}");
+    assert_eq!(
+        count("gpt-4o-mini", true),
+        1,
+        "a failed library call counts, as _OTHER"
+    );
+    assert_eq!(
+        count("gpt-4o", false),
+        1,
+        "the wrapped call once, not twice"
+    );
+    let failed = durations
+        .iter()
+        .find(|(a, _, _)| a.contains_key("error.type"))
+        .expect("a failed point");
+    assert_eq!(failed.0["error.type"], "_OTHER");
+    let ok = durations
+        .iter()
+        .find(|(a, _, _)| {
+            a.get("gen_ai.request.model").map(String::as_str) == Some("gpt-4o-mini")
+                && !a.contains_key("error.type")
+        })
+        .expect("the library's call");
+    assert_eq!(ok.0["gen_ai.operation.name"], "chat");
+    assert_eq!(ok.0["gen_ai.provider.name"], "openai");
+    assert_eq!(ok.0["gen_ai.response.model"], "gpt-4o-mini-2024");
+
+    let tokens = points(&metrics, "gen_ai.client.token.usage");
+    let input: f64 = tokens
+        .iter()
+        .filter(|(a, _, _)| a.get("gen_ai.token.type").map(String::as_str) == Some("input"))
+        .map(|(_, _, sum)| sum)
+        .sum();
+    assert_eq!(input, 50.0, "10 + 40, each call once: {tokens:?}");
+
+    let ttfc = points(&metrics, "gen_ai.client.operation.time_to_first_chunk");
+    assert_eq!(ttfc.iter().map(|(_, n, _)| n).sum::<u64>(), 2, "{ttfc:?}");
+
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "invoke_agent researcher");
+    assert_eq!(
+        attr(step, "otel_agent.rollup.usage.input_tokens"),
+        Some(Value::I64(50)),
+        "the step's roll-up counts the library's calls; what the library recorded \
+         on the step itself (999) yields to it"
+    );
+    assert_eq!(attr(step, "gen_ai.usage.input_tokens"), None);
+    let sum: i64 = spans
+        .iter()
+        .filter_map(|s| match attr(s, "gen_ai.usage.input_tokens") {
+            Some(Value::I64(n)) => Some(n),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(sum, 50, "counted once over the trace");
+}
+
+#[agent_step(agent = "plain")]
+fn library_only_on_the_step() {
+    library_records_on_current(77);
+}
+
+#[test]
+fn usage_a_library_records_on_a_step_span_is_kept_as_its_rollup() {
+    let h = common::harness();
+    h.run(library_only_on_the_step);
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "invoke_agent plain");
+    assert_eq!(
+        attr(step, "otel_agent.rollup.usage.input_tokens"),
+        Some(Value::I64(77))
+    );
+}
+
+#[test]
+fn the_console_summary_shows_library_calls_with_model_and_tokens() {
+    let h = common::harness_with(|b| b.traces_exporter(ExporterKind::Console));
+    h.run(research);
+    h.telemetry.force_flush().expect("flush");
+    let report = h.telemetry.console_report().expect("console");
+    assert!(report.contains("gpt-4o-mini"), "{report}");
+    assert!(report.contains("tokens 10 in / 2 out"), "{report}");
+}
