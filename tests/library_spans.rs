@@ -192,3 +192,30 @@ fn the_console_summary_shows_library_calls_with_model_and_tokens() {
     assert!(report.contains("gpt-4o-mini"), "{report}");
     assert!(report.contains("tokens 10 in / 2 out"), "{report}");
 }
+
+#[agent_step(agent = "priced")]
+fn priced_library_call() {
+    library_chat("gpt-4o-mini", 1_000_000, 1_000_000, false);
+}
+
+#[test]
+fn a_library_call_is_priced_like_ours() {
+    use otel_agent_runtime::cost::{Price, PriceTable};
+    let table = PriceTable::new().with_model("gpt-4o-mini", Price::new(0.15, 0.6));
+    let h = common::harness_with(|b| b.prices(table));
+    h.run(priced_library_call);
+    let spans = h.finished_spans();
+    let chat = span_named(&spans, "chat");
+    let Some(Value::F64(cost)) = attr(chat, "otel_agent.cost.usd") else {
+        panic!("no cost on the library's span: {:?}", chat.attributes)
+    };
+    assert!((cost - 0.75).abs() < 1e-9, "{cost}");
+    let step = span_named(&spans, "invoke_agent priced");
+    let Some(Value::F64(rolled)) = attr(step, "otel_agent.rollup.cost.usd") else {
+        panic!("no roll-up cost on the step: {:?}", step.attributes)
+    };
+    assert!((rolled - 0.75).abs() < 1e-9, "{rolled}");
+    assert_eq!(attr(step, "otel_agent.cost.usd"), None);
+    let metrics = h.metrics();
+    assert!(format!("{:?}", metrics.expect("otel_agent.llm.cost.usd")).contains("0.75"));
+}

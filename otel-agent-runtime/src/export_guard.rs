@@ -131,6 +131,7 @@ impl ExportGuard {
         let mut requested = false;
         let mut operation = None;
         let mut usage = false;
+        let mut priced = false;
         let mut counts_as_text = false;
         for kv in &span.attributes {
             match classify(kv.key.as_str()) {
@@ -139,6 +140,7 @@ impl ExportGuard {
                 KeyClass::Operation => operation = Some(kv.value.as_str()),
                 KeyClass::Usage => {
                     usage = true;
+                    priced |= kv.key.as_str() == COST_ATTRIBUTE;
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
                 KeyClass::RollupCount => {
@@ -147,8 +149,10 @@ impl ExportGuard {
                 KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
             }
         }
-        // Moving usage needs the operation; decide before the attributes change.
-        let move_usage = usage && operation.is_some_and(|op| !is_inference_operation(&op));
+        // Both need the operation; decide before the attributes change.
+        let inference = operation.is_some_and(|op| is_inference_operation(&op));
+        let move_usage = usage && !inference;
+        let to_price = usage && inference && !priced && self.options.prices.is_some();
         if requested {
             span.attributes
                 .retain(|kv| classify(kv.key.as_str()) != KeyClass::Marker);
@@ -183,6 +187,33 @@ impl ExportGuard {
         if counts_as_text {
             numeric_usage(&mut span.attributes);
         }
+        // A library's call is priced like ours (ours are priced already).
+        if to_price {
+            if let Some(cost) = self.price(&span.attributes) {
+                span.attributes.push(KeyValue::new(COST_ATTRIBUTE, cost));
+            }
+        }
+    }
+
+    /// The cost of the call a span describes, from its model and usage.
+    fn price(&self, attributes: &[KeyValue]) -> Option<f64> {
+        let prices = self.options.prices.as_ref()?;
+        let get = |key: &str| attributes.iter().find(|kv| kv.key.as_str() == key);
+        let count = |key: &str| match get(key).map(|kv| &kv.value) {
+            Some(Value::I64(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        let usage = crate::Usage {
+            input_tokens: count(semconv::GEN_AI_USAGE_INPUT_TOKENS),
+            output_tokens: count(semconv::GEN_AI_USAGE_OUTPUT_TOKENS),
+            cache_read_input_tokens: count(semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+            ..crate::Usage::default()
+        };
+        let model = |key: &str| get(key).map(|kv| kv.value.as_str());
+        model(semconv::GEN_AI_RESPONSE_MODEL)
+            .and_then(|m| prices.price_for(&m))
+            .or_else(|| prices.price_for(&model(semconv::GEN_AI_REQUEST_MODEL)?))?
+            .cost(&usage)
     }
 
     /// Drops content attributes, or, where `keep`, redacts and cuts them.
