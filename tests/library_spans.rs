@@ -219,3 +219,31 @@ fn a_library_call_is_priced_like_ours() {
     let metrics = h.metrics();
     assert!(format!("{:?}", metrics.expect("otel_agent.llm.cost.usd")).contains("0.75"));
 }
+
+#[test]
+fn a_library_spans_integer_fields_are_exported_as_integers() {
+    let h = common::harness();
+    h.run(|| {
+        let span = tracing::info_span!(
+            target: "genai",
+            "chat gpt-4o",
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.request.max_tokens = 256_u64,
+            server.port = 443_u64,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+        );
+        span.record("gen_ai.usage.output_tokens", 9_u64);
+    });
+    let spans = h.finished_spans();
+    let chat = span_named(&spans, "chat gpt-4o");
+    assert_eq!(
+        attr(chat, "gen_ai.request.max_tokens"),
+        Some(Value::I64(256))
+    );
+    assert_eq!(attr(chat, "server.port"), Some(Value::I64(443)));
+    assert_eq!(
+        attr(chat, "gen_ai.usage.output_tokens"),
+        Some(Value::I64(9))
+    );
+}

@@ -54,8 +54,9 @@ enum KeyClass {
     Operation,
     /// `gen_ai.usage.*` or the cost attribute.
     Usage,
-    /// A roll-up count (`otel_agent.rollup.*tokens`).
-    RollupCount,
+    /// Typed as an integer by the conventions (request max tokens, seed,
+    /// server port) or by us (a roll-up count).
+    Integer,
     Marker,
 }
 
@@ -69,11 +70,16 @@ fn classify(key: &str) -> KeyClass {
         | semconv::GEN_AI_TOOL_CALL_ARGUMENTS
         | semconv::GEN_AI_TOOL_CALL_RESULT => KeyClass::Content,
         semconv::GEN_AI_OPERATION_NAME => KeyClass::Operation,
+        // `tracing-opentelemetry` exports a `u64` field as text.
+        semconv::GEN_AI_REQUEST_MAX_TOKENS
+        | semconv::GEN_AI_REQUEST_SEED
+        | semconv::GEN_AI_REQUEST_CHOICE_COUNT
+        | semconv::SERVER_PORT => KeyClass::Integer,
         COST_ATTRIBUTE => KeyClass::Usage,
         CAPTURE_REQUESTED => KeyClass::Marker,
         _ if key.starts_with(USAGE_PREFIX) => KeyClass::Usage,
         _ if is_deprecated_content(key) => KeyClass::Content,
-        _ if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") => KeyClass::RollupCount,
+        _ if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") => KeyClass::Integer,
         _ => KeyClass::Other,
     }
 }
@@ -143,7 +149,7 @@ impl ExportGuard {
                     priced |= kv.key.as_str() == COST_ATTRIBUTE;
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
-                KeyClass::RollupCount => {
+                KeyClass::Integer => {
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
                 KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
@@ -185,7 +191,7 @@ impl ExportGuard {
             move_usage_to_rollup(&mut span.attributes);
         }
         if counts_as_text {
-            numeric_usage(&mut span.attributes);
+            integers_typed(&mut span.attributes);
         }
         // A library's call is priced like ours (ours are priced already).
         if to_price {
@@ -270,14 +276,13 @@ pub(crate) fn move_usage_to_rollup(attributes: &mut Vec<KeyValue>) {
 
 const USAGE_PREFIX: &str = "gen_ai.usage.";
 
-/// Token counts as integers: `tracing-opentelemetry` exports a `u64` field
-/// recorded after the span started as a string, and a backend cannot sum
-/// strings.
-fn numeric_usage(attributes: &mut [KeyValue]) {
+/// Counts as integers: `tracing-opentelemetry` exports every `u64` field as
+/// text, and a backend cannot sum text or compare it as a number.
+fn integers_typed(attributes: &mut [KeyValue]) {
     for kv in attributes {
         let counted = matches!(
             classify(kv.key.as_str()),
-            KeyClass::Usage | KeyClass::RollupCount
+            KeyClass::Usage | KeyClass::Integer
         );
         if let (true, Value::String(text)) = (counted, &kv.value) {
             if let Ok(n) = text.as_str().trim().parse::<i64>() {
@@ -338,7 +343,7 @@ mod tests {
             KeyValue::new(ROLLUP_OUTPUT_TOKENS, "5"),
             KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "42"),
         ];
-        numeric_usage(&mut attrs);
+        integers_typed(&mut attrs);
         assert_eq!(attrs[0].value, Value::I64(30));
         assert_eq!(attrs[1].value, Value::I64(5));
         assert_eq!(attrs[2].value, Value::from("42"));
