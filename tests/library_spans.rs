@@ -247,3 +247,67 @@ fn a_library_spans_integer_fields_are_exported_as_integers() {
         Some(Value::I64(9))
     );
 }
+
+/// A framework's tool span: it needs no `#[agent_step(kind = tool)]` for the
+/// step metrics (annotating the same tool too would show the call twice).
+fn library_tool(name: &'static str, fail: bool) {
+    let span = tracing::info_span!(
+        target: "rig::tool",
+        "execute_tool",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = name,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    if fail {
+        span.record("otel.status_code", "error");
+    }
+}
+
+#[test]
+fn a_library_tool_span_gets_the_step_metrics() {
+    let h = common::harness();
+    h.run(|| {
+        library_tool("lookup_order", false);
+        library_tool("lookup_order", true);
+    });
+    let metrics = h.metrics();
+    let calls = metrics.expect("otel_agent.step.calls");
+    let points: Vec<_> = match calls.data() {
+        opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
+            opentelemetry_sdk::metrics::data::MetricData::Sum(sum),
+        ) => sum
+            .data_points()
+            .map(|p| (common::point_attrs(p.attributes()), p.value()))
+            .collect(),
+        other => panic!("{other:?}"),
+    };
+    let outcome = |o: &str| {
+        points
+            .iter()
+            .find(|(a, _)| a["otel_agent.step.outcome"] == o)
+            .unwrap_or_else(|| panic!("no {o} point: {points:?}"))
+    };
+    assert_eq!(outcome("success").1, 1);
+    assert_eq!(outcome("failure").1, 1);
+    assert_eq!(outcome("failure").0["error.type"], "_OTHER");
+    assert_eq!(outcome("success").0["otel_agent.step.name"], "lookup_order");
+    assert_eq!(
+        outcome("success").0["gen_ai.operation.name"],
+        "execute_tool"
+    );
+    let durations = points_of(&metrics, "otel_agent.step.duration");
+    assert_eq!(durations, 2);
+    let active = metrics.expect("otel_agent.step.active");
+    let in_flight: i64 = match active.data() {
+        opentelemetry_sdk::metrics::data::AggregatedMetrics::I64(
+            opentelemetry_sdk::metrics::data::MetricData::Sum(sum),
+        ) => sum.data_points().map(|p| p.value()).sum(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(in_flight, 0, "back to none in flight");
+}
+
+fn points_of(metrics: &common::Metrics, name: &str) -> u64 {
+    points(metrics, name).iter().map(|(_, n, _)| n).sum()
+}

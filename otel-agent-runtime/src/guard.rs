@@ -29,7 +29,7 @@ pub const CANCELLED: &str = "cancelled";
 pub const PANIC: &str = "panic";
 
 pub(crate) const OUTCOME_KEY: &str = "otel_agent.step.outcome";
-const STEP_NAME_KEY: &str = "otel_agent.step.name";
+pub(crate) const STEP_NAME_KEY: &str = "otel_agent.step.name";
 
 /// What a step call site is, fixed at compile time.
 #[derive(Debug)]

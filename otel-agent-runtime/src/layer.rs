@@ -106,8 +106,9 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         let Some(span) = ctx.span(id) else { return };
         let mut inference = ours;
         if library {
-            let call = LibraryCall::start(attrs);
+            let mut call = LibraryCall::start(attrs);
             inference = call.is_inference();
+            call.step_started(self);
             span.extensions_mut().insert(call);
         }
         if inference {
@@ -143,6 +144,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         let Some(call) = span.extensions_mut().remove::<LibraryCall>() else {
             return;
         };
+        call.record_step(self);
         if !call.is_inference() || call.delegated {
             return;
         }

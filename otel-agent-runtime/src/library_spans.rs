@@ -35,6 +35,10 @@ pub(crate) struct LibraryCall {
     time_to_first_chunk: Option<f64>,
     server_address: Option<String>,
     server_port: Option<i64>,
+    /// The agent's, tool's or workflow's name, on a step span.
+    step_name: Option<String>,
+    /// The step was counted in flight when it started.
+    in_flight: bool,
     /// An inference span nested in this one talks to the provider and counts
     /// the call instead.
     pub(crate) delegated: bool,
@@ -66,6 +70,8 @@ impl LibraryCall {
             time_to_first_chunk: None,
             server_address: None,
             server_port: None,
+            step_name: None,
+            in_flight: false,
             delegated: false,
         };
         attrs.record(&mut call);
@@ -81,6 +87,66 @@ impl LibraryCall {
         self.operation
             .as_deref()
             .is_some_and(is_inference_operation)
+    }
+
+    /// Whether the span is an agent, tool or workflow step.
+    pub(crate) fn is_step(&self) -> bool {
+        matches!(
+            self.operation.as_deref(),
+            Some("invoke_agent" | "execute_tool" | "invoke_workflow")
+        )
+    }
+
+    /// The step metrics' attributes, as the attributes' own steps have them.
+    fn step_attrs(&self) -> Vec<KeyValue> {
+        vec![
+            KeyValue::new(
+                semconv::GEN_AI_OPERATION_NAME,
+                self.operation.clone().unwrap_or_default(),
+            ),
+            KeyValue::new(
+                crate::guard::STEP_NAME_KEY,
+                self.step_name.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// Counts a step that has just started in flight.
+    pub(crate) fn step_started(&mut self, layer: &InstrumentsLayer) {
+        if self.is_step() {
+            layer.instruments.step_active.add(1, &self.step_attrs());
+            self.in_flight = true;
+        }
+    }
+
+    /// Records a finished step's duration and outcome, as the attributes
+    /// record their own: a framework's tool needs no `#[agent_step]` for the
+    /// step dashboards.
+    pub(crate) fn record_step(&self, layer: &InstrumentsLayer) {
+        if !self.is_step() {
+            return;
+        }
+        let i = &layer.instruments;
+        let mut attrs = self.step_attrs();
+        if self.in_flight {
+            i.step_active.add(-1, &attrs);
+        }
+        let failed = self.failed || self.error_type.is_some();
+        attrs.push(KeyValue::new(
+            crate::guard::OUTCOME_KEY,
+            if failed { "failure" } else { "success" },
+        ));
+        if failed {
+            attrs.push(KeyValue::new(
+                semconv::ERROR_TYPE,
+                self.error_type
+                    .clone()
+                    .unwrap_or_else(|| crate::error_type::ERROR_TYPE_OTHER.to_owned()),
+            ));
+        }
+        i.step_duration
+            .record(self.started.elapsed().as_secs_f64(), &attrs);
+        i.step_calls.add(1, &attrs);
     }
 
     /// The usage the span reported, for the steps' roll-ups.
@@ -186,6 +252,9 @@ impl LibraryCall {
             semconv::GEN_AI_RESPONSE_MODEL => &mut self.response_model,
             semconv::ERROR_TYPE => &mut self.error_type,
             semconv::SERVER_ADDRESS => &mut self.server_address,
+            semconv::GEN_AI_AGENT_NAME
+            | semconv::GEN_AI_TOOL_NAME
+            | semconv::GEN_AI_WORKFLOW_NAME => &mut self.step_name,
             "otel.status_code" => {
                 self.failed = value.eq_ignore_ascii_case("error");
                 return;
@@ -261,6 +330,9 @@ impl Visit for LibraryCall {
                 | semconv::GEN_AI_USAGE_PROMPT_TOKENS
                 | semconv::GEN_AI_USAGE_COMPLETION_TOKENS
                 | semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
+                | semconv::GEN_AI_AGENT_NAME
+                | semconv::GEN_AI_TOOL_NAME
+                | semconv::GEN_AI_WORKFLOW_NAME
                 | "otel.status_code"
         );
         if !wanted {
