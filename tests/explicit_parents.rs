@@ -101,15 +101,15 @@ fn explicit_parents_are_honoured_across_layers_threads_and_kinds() {
         let p = parent_of(&spans, c).unwrap_or_else(|| panic!("{child} has no parent"));
         assert_eq!(p.name, parent, "parent of {child}");
     };
-    expect_parent("chat", "invoke_agent researcher");
-    expect_parent("stream chunk", "chat");
-    expect_parent("inside chat", "chat");
-    expect_parent("execute_tool", "invoke_agent researcher");
-    expect_parent("tool body", "execute_tool");
+    expect_parent("chat mock", "invoke_agent researcher");
+    expect_parent("stream chunk", "chat mock");
+    expect_parent("inside chat", "chat mock");
+    expect_parent("execute_tool lookup", "invoke_agent researcher");
+    expect_parent("tool body", "execute_tool lookup");
     expect_parent("explicit user child", "user stage");
     expect_parent("invoke_agent inner", "explicit user child");
 
-    let chat = span_named(&spans, "chat");
+    let chat = span_named(&spans, "chat mock");
     assert_eq!(attr(chat, "gen_ai.usage.input_tokens"), Some(21_i64.into()));
     assert!(chat.events.iter().any(|e| e.name == "turn done"));
     assert_eq!(

@@ -177,7 +177,7 @@ fn with_capture_off_no_library_event_or_content_attribute_leaves() {
         "invoke_agent researcher",
         "chat gpt-4o",
         "chat mock-model",
-        "invoke_agent",
+        "invoke_agent rig-agent",
         "plain user span",
     ] {
         span_named(&spans, name);
@@ -302,7 +302,7 @@ fn usage_is_counted_once_per_call_however_calls_are_wrapped_and_steps_nested() {
         .find(|s| attr(s, "otel_agent.rollup.usage.input_tokens").is_some())
         .expect("the wrapping call");
     assert_eq!(attr(wrapper, "gen_ai.usage.input_tokens"), None);
-    let rig_agent = span_named(&spans, "invoke_agent");
+    let rig_agent = span_named(&spans, "invoke_agent rig-agent");
     assert_eq!(
         attr(rig_agent, "otel_agent.rollup.usage.input_tokens"),
         Some(Value::I64(15))

@@ -205,7 +205,7 @@ fn a_library_call_is_priced_like_ours() {
     let h = common::harness_with(|b| b.prices(table));
     h.run(priced_library_call);
     let spans = h.finished_spans();
-    let chat = span_named(&spans, "chat");
+    let chat = span_named(&spans, "chat gpt-4o-mini");
     let Some(Value::F64(cost)) = attr(chat, "otel_agent.cost.usd") else {
         panic!("no cost on the library's span: {:?}", chat.attributes)
     };
@@ -251,13 +251,15 @@ fn a_library_spans_integer_fields_are_exported_as_integers() {
 /// A framework's tool span: it needs no `#[agent_step(kind = tool)]` for the
 /// step metrics (annotating the same tool too would show the call twice).
 fn library_tool(name: &'static str, fail: bool) {
+    // rig names the tool once the span exists.
     let span = tracing::info_span!(
         target: "rig::tool",
         "execute_tool",
         gen_ai.operation.name = "execute_tool",
-        gen_ai.tool.name = name,
+        gen_ai.tool.name = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
+    span.record("gen_ai.tool.name", name);
     let _entered = span.enter();
     if fail {
         span.record("otel.status_code", "error");
@@ -310,4 +312,70 @@ fn a_library_tool_span_gets_the_step_metrics() {
 
 fn points_of(metrics: &common::Metrics, name: &str) -> u64 {
     points(metrics, name).iter().map(|(_, n, _)| n).sum()
+}
+
+/// rig's streamed turn: the span is named by its operation alone, is
+/// INTERNAL, records the operation and the usage twice, and a failed call sets
+/// only the status.
+#[test]
+fn a_library_span_is_completed_to_the_conventions_at_export() {
+    let h = common::harness();
+    h.run(|| {
+        for fail in [false, true] {
+            let span = tracing::info_span!(
+                target: "rig::agent_chat",
+                "chat",
+                gen_ai.operation.name = tracing::field::Empty,
+                gen_ai.request.model = tracing::field::Empty,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            span.record("gen_ai.operation.name", "chat");
+            span.record("gen_ai.request.model", "gpt-4o-mini");
+            span.record("gen_ai.operation.name", "chat");
+            span.record("gen_ai.usage.input_tokens", 5_u64);
+            span.record("gen_ai.usage.input_tokens", 12_u64);
+            if fail {
+                span.record("otel.status_code", "error");
+            }
+        }
+        library_tool("lookup_order", false);
+    });
+    let spans = h.finished_spans();
+    let chats: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "chat gpt-4o-mini")
+        .collect();
+    assert_eq!(
+        chats.len(),
+        2,
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    for chat in &chats {
+        assert_eq!(chat.span_kind, opentelemetry::trace::SpanKind::Client);
+        let keys: Vec<&str> = chat.attributes.iter().map(|kv| kv.key.as_str()).collect();
+        for key in ["gen_ai.operation.name", "gen_ai.usage.input_tokens"] {
+            assert_eq!(
+                keys.iter().filter(|k| **k == key).count(),
+                1,
+                "{key} once: {keys:?}"
+            );
+        }
+        assert_eq!(
+            attr(chat, "gen_ai.usage.input_tokens"),
+            Some(Value::I64(12)),
+            "the last value"
+        );
+    }
+    let failed = chats
+        .iter()
+        .find(|s| matches!(s.status, opentelemetry::trace::Status::Error { .. }))
+        .expect("the failed call");
+    assert_eq!(attr(failed, "error.type"), Some("_OTHER".into()));
+    span_named(&spans, "execute_tool lookup_order");
+    let metrics = h.metrics();
+    let tokens = points(&metrics, "gen_ai.client.token.usage");
+    let input: f64 = tokens.iter().map(|(_, _, sum)| sum).sum();
+    assert_eq!(input, 24.0, "12 per call, once each: {tokens:?}");
 }

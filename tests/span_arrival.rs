@@ -105,7 +105,7 @@ fn every_span_arrives_whatever_events_came_before_or_inside_it() {
     let arrived = count("chat gpt-4o")
         + count("invoke_agent wrapper")
         + count("invoke_agent stepper")
-        + count("chat")
+        + count("chat mock")
         + count("plain");
     assert_eq!(
         arrived,
@@ -113,7 +113,7 @@ fn every_span_arrives_whatever_events_came_before_or_inside_it() {
         "spans lost: chat gpt-4o {}, invoke_agent stepper {}, chat {}, plain {}",
         count("chat gpt-4o"),
         count("invoke_agent stepper"),
-        count("chat"),
+        count("chat mock"),
         count("plain")
     );
     let kept = finished

@@ -58,6 +58,9 @@ enum KeyClass {
     /// server port) or by us (a roll-up count).
     Integer,
     Marker,
+    ErrorType,
+    /// Any other `gen_ai.*` attribute: checked for duplicates only.
+    GenAi,
 }
 
 fn classify(key: &str) -> KeyClass {
@@ -77,9 +80,11 @@ fn classify(key: &str) -> KeyClass {
         | semconv::SERVER_PORT => KeyClass::Integer,
         COST_ATTRIBUTE => KeyClass::Usage,
         CAPTURE_REQUESTED => KeyClass::Marker,
+        semconv::ERROR_TYPE => KeyClass::ErrorType,
         _ if key.starts_with(USAGE_PREFIX) => KeyClass::Usage,
         _ if is_deprecated_content(key) => KeyClass::Content,
         _ if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") => KeyClass::Integer,
+        _ if key.starts_with("gen_ai.") => KeyClass::GenAi,
         _ => KeyClass::Other,
     }
 }
@@ -131,7 +136,7 @@ impl ExportGuard {
         Self { options }
     }
 
-    /// Applies both rules to a finished span, in place.
+    /// Applies the rules to a finished span, in place.
     pub(crate) fn apply(&self, span: &mut SpanData) {
         let mut content = false;
         let mut requested = false;
@@ -139,9 +144,17 @@ impl ExportGuard {
         let mut usage = false;
         let mut priced = false;
         let mut counts_as_text = false;
-        for kv in &span.attributes {
-            match classify(kv.key.as_str()) {
-                KeyClass::Other => {}
+        let mut error_type = false;
+        // The GenAI attributes seen so far, to find one set twice: a library
+        // that records a field twice (rig records usage twice on a streamed
+        // call) gets two values exported, and backends would count both.
+        let mut genai = [0usize; 24];
+        let mut seen = 0;
+        let mut duplicated = false;
+        for (at, kv) in span.attributes.iter().enumerate() {
+            let class = classify(kv.key.as_str());
+            match class {
+                KeyClass::Other => continue,
                 KeyClass::Content => content = true,
                 KeyClass::Operation => operation = Some(kv.value.as_str()),
                 KeyClass::Usage => {
@@ -153,12 +166,36 @@ impl ExportGuard {
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
                 KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
+                KeyClass::ErrorType => error_type = true,
+                KeyClass::GenAi => {}
+            }
+            let key = kv.key.as_str();
+            duplicated = duplicated
+                || genai[..seen]
+                    .iter()
+                    .any(|&i| span.attributes[i].key.as_str() == key);
+            if seen < genai.len() {
+                genai[seen] = at;
+                seen += 1;
             }
         }
-        // Both need the operation; decide before the attributes change.
-        let inference = operation.is_some_and(|op| is_inference_operation(&op));
+        // Decided before the attributes change.
+        let inference = operation
+            .as_ref()
+            .is_some_and(|op| is_inference_operation(op));
         let move_usage = usage && !inference;
         let to_price = usage && inference && !priced && self.options.prices.is_some();
+        // Owned only for a span named by its operation alone (a library's).
+        let bare_name = operation
+            .as_ref()
+            .filter(|op| span.name == op.as_ref())
+            .map(|op| op.to_string());
+        if operation.is_some() {
+            complete_genai_span(span, bare_name.as_deref(), inference, error_type);
+        }
+        if duplicated {
+            keep_last_values(&mut span.attributes);
+        }
         if requested {
             span.attributes
                 .retain(|kv| classify(kv.key.as_str()) != KeyClass::Marker);
@@ -250,6 +287,59 @@ impl ExportGuard {
         };
         Value::String(StringValue::from(out))
     }
+}
+
+/// What the conventions ask of any GenAI span, which a library may leave out:
+/// the name `{operation} {subject}` (`chat gpt-4o`, `execute_tool search`) for
+/// a span named by its operation alone, CLIENT for a call to a model, and an
+/// `error.type` on a failed span.
+fn complete_genai_span(
+    span: &mut SpanData,
+    bare_name: Option<&str>,
+    inference: bool,
+    error_type: bool,
+) {
+    if let Some(operation) = bare_name {
+        let subject = match operation {
+            "execute_tool" => semconv::GEN_AI_TOOL_NAME,
+            "invoke_agent" => semconv::GEN_AI_AGENT_NAME,
+            "invoke_workflow" => semconv::GEN_AI_WORKFLOW_NAME,
+            _ => semconv::GEN_AI_REQUEST_MODEL,
+        };
+        // The last value: a library may set a field twice.
+        let subject = span
+            .attributes
+            .iter()
+            .rev()
+            .find(|kv| kv.key.as_str() == subject)
+            .map(|kv| kv.value.as_str().into_owned())
+            .filter(|s| !s.is_empty());
+        if let Some(subject) = subject {
+            span.name = Cow::Owned(format!("{operation} {subject}"));
+        }
+    }
+    if inference && span.span_kind == opentelemetry::trace::SpanKind::Internal {
+        span.span_kind = opentelemetry::trace::SpanKind::Client;
+    }
+    if !error_type && matches!(span.status, opentelemetry::trace::Status::Error { .. }) {
+        span.attributes.push(KeyValue::new(
+            semconv::ERROR_TYPE,
+            crate::error_type::ERROR_TYPE_OTHER,
+        ));
+    }
+}
+
+/// Keeps the last value of each attribute set more than once, in place of the
+/// first (what "set" means in OpenTelemetry), and drops the others.
+fn keep_last_values(attributes: &mut Vec<KeyValue>) {
+    let mut kept: Vec<KeyValue> = Vec::with_capacity(attributes.len());
+    for kv in attributes.drain(..) {
+        match kept.iter_mut().find(|k| k.key == kv.key) {
+            Some(earlier) => earlier.value = kv.value,
+            None => kept.push(kv),
+        }
+    }
+    *attributes = kept;
 }
 
 fn is_usage_key(key: &str) -> bool {

@@ -108,7 +108,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         if library {
             let mut call = LibraryCall::start(attrs);
             inference = call.is_inference();
-            call.step_started(self);
+            call.count_in_flight(self);
             span.extensions_mut().insert(call);
         }
         if inference {
@@ -128,6 +128,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
             };
             let was = call.is_inference();
             call.update(values);
+            call.count_in_flight(self);
             !was && call.is_inference()
         };
         // Said to be a model call only now (its operation recorded late).

@@ -37,8 +37,8 @@ pub(crate) struct LibraryCall {
     server_port: Option<i64>,
     /// The agent's, tool's or workflow's name, on a step span.
     step_name: Option<String>,
-    /// The step was counted in flight when it started.
-    in_flight: bool,
+    /// The series the step was counted in flight in, once its name was known.
+    in_flight: Option<Vec<KeyValue>>,
     /// An inference span nested in this one talks to the provider and counts
     /// the call instead.
     pub(crate) delegated: bool,
@@ -71,7 +71,7 @@ impl LibraryCall {
             server_address: None,
             server_port: None,
             step_name: None,
-            in_flight: false,
+            in_flight: None,
             delegated: false,
         };
         attrs.record(&mut call);
@@ -111,11 +111,14 @@ impl LibraryCall {
         ]
     }
 
-    /// Counts a step that has just started in flight.
-    pub(crate) fn step_started(&mut self, layer: &InstrumentsLayer) {
-        if self.is_step() {
-            layer.instruments.step_active.add(1, &self.step_attrs());
-            self.in_flight = true;
+    /// Counts a step in flight once it says what it is: a library may name
+    /// its tool after the span started (rig does), and the count must come
+    /// down in the series it went up in.
+    pub(crate) fn count_in_flight(&mut self, layer: &InstrumentsLayer) {
+        if self.in_flight.is_none() && self.is_step() && self.step_name.is_some() {
+            let attrs = self.step_attrs();
+            layer.instruments.step_active.add(1, &attrs);
+            self.in_flight = Some(attrs);
         }
     }
 
@@ -127,10 +130,10 @@ impl LibraryCall {
             return;
         }
         let i = &layer.instruments;
-        let mut attrs = self.step_attrs();
-        if self.in_flight {
-            i.step_active.add(-1, &attrs);
+        if let Some(attrs) = &self.in_flight {
+            i.step_active.add(-1, attrs);
         }
+        let mut attrs = self.step_attrs();
         let failed = self.failed || self.error_type.is_some();
         attrs.push(KeyValue::new(
             crate::guard::OUTCOME_KEY,
