@@ -22,6 +22,10 @@ once it accepts connections (`--port 0` picks a free port; read it from that lin
         - With `tools`, when the last message is the user's, the model calls the
           first tool with `{"query": <the user's text>}` (finish_reason
           `tool_calls`); once the last message is a tool result, it answers.
+        - With `tools` and a user message containing "use every tool", the model
+          calls each offered tool once, one per turn in the order offered (each
+          with `{"query": <the user's text>}`), and answers once every tool has
+          been called since the last user message.
         - `"stream": true` sends the answer as server-sent events, a few words per
           chunk, the finish reason in the last choice chunk, then, when
           `stream_options.include_usage` is true, a final chunk with empty
@@ -79,6 +83,21 @@ def completion_id(messages):
     return "chatcmpl-" + digest[:24]
 
 
+def next_uncalled_tool(tools, messages):
+    """The first offered tool not called since the last user message, if any."""
+    called = set()
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            break
+        for call in m.get("tool_calls") or []:
+            called.add((call.get("function") or {}).get("name"))
+    for tool in tools:
+        name = tool.get("function", {}).get("name", "tool")
+        if name not in called:
+            return name
+    return None
+
+
 def error_body(message, type_, code=None, param=None):
     return {
         "error": {"message": message, "type": type_, "param": param, "code": code}
@@ -102,8 +121,12 @@ class Answer:
         )
         self.tool_call = None
         tools = request.get("tools") or []
+        name = None
         if tools and last.get("role") == "user":
             name = tools[0].get("function", {}).get("name", "tool")
+        elif tools and last.get("role") == "tool" and "use every tool" in last_user:
+            name = next_uncalled_tool(tools, messages)
+        if name is not None:
             self.tool_call = {
                 "id": "call_" + self.id[-12:],
                 "name": name,
