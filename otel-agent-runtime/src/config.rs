@@ -13,16 +13,52 @@ use crate::error::InitError;
 /// The wire protocol of the OTLP exporters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// OTLP over gRPC (a collector's port 4317).
+    /// OTLP over gRPC (a collector's port 4317). Needs the runtime's
+    /// `otlp-grpc` feature (on by default).
     Grpc,
-    /// OTLP protobuf over HTTP (a collector's port 4318).
+    /// OTLP protobuf over HTTP (a collector's port 4318). Needs the runtime's
+    /// `otlp-http` feature (on by default).
     HttpProtobuf,
+}
+
+impl Protocol {
+    /// The otel-agent-runtime feature that exports over this protocol.
+    pub(crate) fn feature(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "otlp-grpc",
+            Protocol::HttpProtobuf => "otlp-http",
+        }
+    }
+
+    /// Whether this build exports over this protocol.
+    pub(crate) fn is_built(self) -> bool {
+        match self {
+            Protocol::Grpc => cfg!(feature = "otlp-grpc"),
+            Protocol::HttpProtobuf => cfg!(feature = "otlp-http"),
+        }
+    }
+
+    /// As `OTEL_EXPORTER_OTLP_PROTOCOL` spells it.
+    fn env_name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            Protocol::Grpc => Protocol::HttpProtobuf,
+            Protocol::HttpProtobuf => Protocol::Grpc,
+        }
+    }
 }
 
 /// Where a signal (traces or metrics) goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExporterKind {
-    /// OTLP to a collector or backend.
+    /// OTLP to a collector or backend. Needs the runtime's `otlp-grpc` or
+    /// `otlp-http` feature (both on by default), the one of the [`Protocol`].
     Otlp,
     /// The terminal: a trace tree and run summary for traces, periodic dumps for metrics.
     Console,
@@ -61,6 +97,18 @@ pub(crate) struct OtlpSettings {
     pub timeout: Duration,
 }
 
+/// The variables that chose a signal's OTLP export, to name them when this
+/// build leaves that export out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct OtlpOrigin {
+    /// `OTEL_TRACES_EXPORTER` or `OTEL_METRICS_EXPORTER`, when it says `otlp`.
+    pub exporter_var: Option<&'static str>,
+    /// The endpoint variable in effect, and its value.
+    pub endpoint: Option<(&'static str, String)>,
+    /// The protocol variable in effect, and its value.
+    pub protocol: Option<(&'static str, String)>,
+}
+
 /// Everything `init()` needs, after the environment and the builder have been merged.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -71,6 +119,9 @@ pub(crate) struct Settings {
     pub metrics: ExporterKind,
     pub traces_otlp: OtlpSettings,
     pub metrics_otlp: OtlpSettings,
+    /// Where the environment's OTLP choices came from, per signal.
+    pub traces_origin: OtlpOrigin,
+    pub metrics_origin: OtlpOrigin,
     pub metric_interval: Duration,
     pub sampler: SamplerKind,
     pub prometheus_host: String,
@@ -394,9 +445,19 @@ const METRICS: SignalVars = SignalVars {
 
 /// The port 4318 is the collector's OTLP/HTTP port: an endpoint on it with no
 /// protocol given means HTTP, anything else gRPC (the Rust ecosystem's default).
+/// With no endpoint either, a build with HTTP only uses HTTP (to the exporter's
+/// default, `localhost:4318`).
 fn default_protocol(endpoint: Option<&str>) -> Protocol {
+    let Some(endpoint) = endpoint else {
+        return if Protocol::Grpc.is_built() || !Protocol::HttpProtobuf.is_built() {
+            Protocol::Grpc
+        } else {
+            Protocol::HttpProtobuf
+        };
+    };
     match endpoint
-        .and_then(|e| e.parse::<http::Uri>().ok())
+        .parse::<http::Uri>()
+        .ok()
         .and_then(|u| u.port_u16())
     {
         Some(4318) => Protocol::HttpProtobuf,
@@ -408,21 +469,35 @@ fn join_path(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path)
 }
 
-fn parse_signal(lookup: Lookup<'_>, vars: &SignalVars) -> Result<(OtlpSettings, bool), InitError> {
+fn parse_signal(
+    lookup: Lookup<'_>,
+    vars: &SignalVars,
+) -> Result<(OtlpSettings, OtlpOrigin), InitError> {
     let signal_endpoint = get(lookup, vars.endpoint)
         .map(|v| parse_endpoint(vars.endpoint, &v))
         .transpose()?;
     let base_endpoint = get(lookup, "OTEL_EXPORTER_OTLP_ENDPOINT")
         .map(|v| parse_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", &v))
         .transpose()?;
-    let protocol = match get(lookup, vars.protocol) {
-        Some(v) => parse_protocol(vars.protocol, &v)?,
-        None => match get(lookup, "OTEL_EXPORTER_OTLP_PROTOCOL") {
-            Some(v) => parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?,
-            None => default_protocol(signal_endpoint.as_deref().or(base_endpoint.as_deref())),
-        },
+    let protocol_var = match get(lookup, vars.protocol) {
+        Some(v) => Some((vars.protocol, v)),
+        None => {
+            get(lookup, "OTEL_EXPORTER_OTLP_PROTOCOL").map(|v| ("OTEL_EXPORTER_OTLP_PROTOCOL", v))
+        }
     };
-    let explicit = signal_endpoint.is_some() || base_endpoint.is_some();
+    let protocol = match &protocol_var {
+        Some((var, v)) => parse_protocol(var, v)?,
+        None => default_protocol(signal_endpoint.as_deref().or(base_endpoint.as_deref())),
+    };
+    let origin = OtlpOrigin {
+        exporter_var: None,
+        endpoint: match (&signal_endpoint, &base_endpoint) {
+            (Some(e), _) => Some((vars.endpoint, e.clone())),
+            (None, Some(b)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", b.clone())),
+            (None, None) => None,
+        },
+        protocol: protocol_var,
+    };
     // Per the specification, a signal-specific URL is used as is, while the
     // generic one gets the signal's path appended for HTTP.
     let endpoint = match (signal_endpoint, base_endpoint, protocol) {
@@ -452,7 +527,7 @@ fn parse_signal(lookup: Lookup<'_>, vars: &SignalVars) -> Result<(OtlpSettings, 
             headers,
             timeout,
         },
-        explicit,
+        origin,
     ))
 }
 
@@ -468,13 +543,13 @@ impl Settings {
             .transpose()?
             .unwrap_or_default();
         let service_name = get(lookup, "OTEL_SERVICE_NAME");
-        let (traces_otlp, traces_endpoint_set) = parse_signal(lookup, &TRACES)?;
-        let (metrics_otlp, metrics_endpoint_set) = parse_signal(lookup, &METRICS)?;
+        let (traces_otlp, mut traces_origin) = parse_signal(lookup, &TRACES)?;
+        let (metrics_otlp, mut metrics_origin) = parse_signal(lookup, &METRICS)?;
         // With no endpoint and no exporter named, the embedded default applies:
         // the terminal, so that a first run needs no collector.
         let traces = match get(lookup, "OTEL_TRACES_EXPORTER") {
             Some(v) => parse_exporter("OTEL_TRACES_EXPORTER", &v, &["otlp", "console", "none"])?,
-            None if traces_endpoint_set => ExporterKind::Otlp,
+            None if traces_origin.endpoint.is_some() => ExporterKind::Otlp,
             None => ExporterKind::Console,
         };
         let metrics = match get(lookup, "OTEL_METRICS_EXPORTER") {
@@ -483,9 +558,15 @@ impl Settings {
                 &v,
                 &["otlp", "prometheus", "console", "none"],
             )?,
-            None if metrics_endpoint_set => ExporterKind::Otlp,
+            None if metrics_origin.endpoint.is_some() => ExporterKind::Otlp,
             None => ExporterKind::None,
         };
+        if get(lookup, "OTEL_TRACES_EXPORTER").is_some() && traces == ExporterKind::Otlp {
+            traces_origin.exporter_var = Some("OTEL_TRACES_EXPORTER");
+        }
+        if get(lookup, "OTEL_METRICS_EXPORTER").is_some() && metrics == ExporterKind::Otlp {
+            metrics_origin.exporter_var = Some("OTEL_METRICS_EXPORTER");
+        }
         let metric_interval = get(lookup, "OTEL_METRIC_EXPORT_INTERVAL")
             .map(|v| parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v))
             .transpose()?
@@ -520,6 +601,8 @@ impl Settings {
             metrics,
             traces_otlp,
             metrics_otlp,
+            traces_origin,
+            metrics_origin,
             metric_interval,
             sampler: parse_sampler(lookup)?,
             prometheus_host,
@@ -527,6 +610,185 @@ impl Settings {
             batch: parse_batch(lookup)?,
         })
     }
+}
+
+/// What the builder set that decides OTLP export, for [`check_otlp_built`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BuilderOtlp<'a> {
+    pub traces: Option<ExporterKind>,
+    pub metrics: Option<ExporterKind>,
+    pub endpoint: Option<&'a str>,
+    pub protocol: Option<Protocol>,
+}
+
+/// What an error says of a feature this build leaves out.
+fn left_out(features: &str) -> String {
+    format!("otel-agent-runtime's {features} feature, which this build leaves out")
+}
+
+const OTLP_FEATURES: &str = "`otlp-grpc` or `otlp-http`";
+
+/// The error for exporting over `protocol`, which this build leaves out.
+pub(crate) fn protocol_not_built(protocol: Protocol) -> InitError {
+    let other = protocol.other();
+    let expected = if other.is_built() {
+        format!(
+            "`{other:?}`: `{protocol:?}` needs {}",
+            left_out(&format!("`{}`", protocol.feature()))
+        )
+    } else {
+        format!("none: OTLP export needs {}", left_out(OTLP_FEATURES))
+    };
+    InitError::InvalidSetting {
+        setting: "protocol",
+        value: format!("{protocol:?}"),
+        expected,
+    }
+}
+
+/// Refuses a signal set to OTLP over a protocol this build leaves out (or with
+/// no OTLP in the build at all), naming the builder setting or the variable
+/// that chose it: the builder's, which win, first.
+pub(crate) fn check_otlp_built(
+    settings: &Settings,
+    builder: &BuilderOtlp<'_>,
+) -> Result<(), InitError> {
+    if settings.disabled {
+        // Nothing is exported: nothing is missing.
+        return Ok(());
+    }
+    let (code_alternatives, env_alternatives) = if cfg!(feature = "prometheus") {
+        (
+            "`Console`, `Prometheus` or `None`",
+            "`console`, `prometheus` or `none`",
+        )
+    } else {
+        ("`Console` or `None`", "`console` or `none`")
+    };
+    let signals = [
+        (
+            settings.traces,
+            &settings.traces_otlp,
+            &settings.traces_origin,
+            builder.traces,
+            "traces_exporter",
+            "OTEL_TRACES_EXPORTER",
+            ("`Console` or `None`", "`console` or `none`"),
+        ),
+        (
+            settings.metrics,
+            &settings.metrics_otlp,
+            &settings.metrics_origin,
+            builder.metrics,
+            "metrics_exporter",
+            "OTEL_METRICS_EXPORTER",
+            (code_alternatives, env_alternatives),
+        ),
+    ];
+    for (kind, otlp, origin, chosen, setting, var, alternatives) in signals {
+        if kind != ExporterKind::Otlp || otlp.protocol.is_built() {
+            continue;
+        }
+        return Err(if otlp.protocol.other().is_built() {
+            protocol_left_out(otlp.protocol, origin, builder)
+        } else {
+            otlp_left_out(setting, var, alternatives, chosen, origin, builder)
+        });
+    }
+    Ok(())
+}
+
+/// A build with neither OTLP feature, asked for OTLP export.
+fn otlp_left_out(
+    setting: &'static str,
+    var: &'static str,
+    (code_alternatives, env_alternatives): (&str, &str),
+    chosen: Option<ExporterKind>,
+    origin: &OtlpOrigin,
+    builder: &BuilderOtlp<'_>,
+) -> InitError {
+    let why = left_out(OTLP_FEATURES);
+    let refused_kind = || InitError::InvalidSetting {
+        setting,
+        value: "Otlp".to_owned(),
+        expected: format!("{code_alternatives}: `Otlp` needs {why}"),
+    };
+    if chosen == Some(ExporterKind::Otlp) {
+        return refused_kind();
+    }
+    if let Some(url) = builder.endpoint {
+        return InitError::InvalidSetting {
+            setting: "endpoint",
+            value: url.to_owned(),
+            expected: format!("none: OTLP export needs {why}"),
+        };
+    }
+    if let Some(var) = origin.exporter_var {
+        return invalid(
+            var,
+            "otlp",
+            format!("{env_alternatives} (`otlp` needs {why})"),
+        );
+    }
+    match &origin.endpoint {
+        Some((endpoint_var, url)) => invalid(
+            endpoint_var,
+            url,
+            format!("no endpoint: OTLP export needs {why} (or set {var} to {env_alternatives})"),
+        ),
+        None => refused_kind(),
+    }
+}
+
+/// A build with one OTLP protocol, asked for the other.
+fn protocol_left_out(
+    protocol: Protocol,
+    origin: &OtlpOrigin,
+    builder: &BuilderOtlp<'_>,
+) -> InitError {
+    let other = protocol.other();
+    let why = left_out(&format!("`{}`", protocol.feature()));
+    let port = match protocol {
+        Protocol::Grpc => "not on port 4318",
+        Protocol::HttpProtobuf => "on port 4318",
+    };
+    if builder.protocol.is_some() {
+        return protocol_not_built(protocol);
+    }
+    if let Some(url) = builder.endpoint {
+        return InitError::InvalidSetting {
+            setting: "endpoint",
+            value: url.to_owned(),
+            expected: format!(
+                "`protocol(Protocol::{other:?})` with it: without a protocol, an endpoint \
+                 {port} means `{protocol:?}`, which needs {why}"
+            ),
+        };
+    }
+    if let Some((var, value)) = &origin.protocol {
+        return invalid(
+            var,
+            value,
+            format!(
+                "`{}` (`{}` needs {why})",
+                other.env_name(),
+                protocol.env_name()
+            ),
+        );
+    }
+    let reason = match &origin.endpoint {
+        Some((var, url)) => format!("for {var}={url:?} ({port})"),
+        None => "(the default)".to_owned(),
+    };
+    invalid(
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "",
+        format!(
+            "`{}`: unset, it means `{}` {reason}, which needs {why}",
+            other.env_name(),
+            protocol.env_name()
+        ),
+    )
 }
 
 /// Resource attributes in the order of precedence: `OTEL_SERVICE_NAME` over
@@ -822,5 +1084,163 @@ mod tests {
             resource_attributes(&s, Some("from-code"), &[])["service.name"],
             "from-code"
         );
+    }
+
+    const GRPC_BUILT: bool = cfg!(feature = "otlp-grpc");
+    const HTTP_BUILT: bool = cfg!(feature = "otlp-http");
+    const NO_OTLP: &str = "otel-agent-runtime's `otlp-grpc` or `otlp-http` feature, which this \
+                           build leaves out";
+
+    /// `check_otlp_built` on what the environment says.
+    fn env_built(vars: &[(&str, &str)]) -> Result<(), String> {
+        check_otlp_built(&settings(vars).unwrap(), &BuilderOtlp::default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn otlp_in_the_environment_needs_its_feature() {
+        for (endpoint, var, protocol) in [
+            (
+                "http://collector:4317",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                Protocol::Grpc,
+            ),
+            (
+                "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                Protocol::HttpProtobuf,
+            ),
+        ] {
+            let named = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                (var, protocol.env_name()),
+            ];
+            // The protocol guessed from the port, then named.
+            for vars in [&named[..1], &named[..]] {
+                let result = env_built(vars);
+                if protocol.is_built() {
+                    assert_eq!(result, Ok(()), "{vars:?}");
+                    continue;
+                }
+                let e = result.expect_err("left out of this build");
+                if protocol.other().is_built() {
+                    let feature = format!(
+                        "needs otel-agent-runtime's `{}` feature, which this build leaves out",
+                        protocol.feature()
+                    );
+                    let (var, value) = match vars.len() {
+                        1 => ("OTEL_EXPORTER_OTLP_PROTOCOL", ""),
+                        _ => (var, protocol.env_name()),
+                    };
+                    assert!(
+                        e.contains(&format!("{var}={value:?} is not valid"))
+                            && e.contains(&format!("expected `{}`", protocol.other().env_name()))
+                            && e.contains(&format!("`{}`", protocol.env_name()))
+                            && e.contains(&feature),
+                        "{e}"
+                    );
+                    if vars.len() == 1 {
+                        assert!(e.contains(endpoint), "the endpoint that chose it: {e}");
+                    }
+                } else {
+                    assert_eq!(
+                        e,
+                        format!(
+                            "OTEL_EXPORTER_OTLP_ENDPOINT={endpoint:?} is not valid: expected no \
+                             endpoint: OTLP export needs {NO_OTLP} (or set OTEL_TRACES_EXPORTER \
+                             to `console` or `none`)"
+                        )
+                    );
+                }
+            }
+        }
+        // With no endpoint and no protocol: the one this build has.
+        let e = env_built(&[("OTEL_METRICS_EXPORTER", "otlp")]);
+        if GRPC_BUILT || HTTP_BUILT {
+            assert_eq!(e, Ok(()));
+        } else {
+            let e = e.unwrap_err();
+            assert!(
+                e.starts_with("OTEL_METRICS_EXPORTER=\"otlp\" is not valid") && e.contains(NO_OTLP),
+                "{e}"
+            );
+        }
+        // Nothing is exported: nothing is missing.
+        assert_eq!(
+            env_built(&[
+                ("OTEL_SDK_DISABLED", "true"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn otlp_chosen_in_code_needs_its_feature() {
+        // The builder's choices, as `settings()` merges them.
+        let check = |traces: ExporterKind, builder: BuilderOtlp<'_>| {
+            let mut s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317")]).unwrap();
+            s.traces = traces;
+            s.metrics = ExporterKind::None;
+            if let Some(p) = builder.protocol {
+                s.traces_otlp.protocol = p;
+            }
+            check_otlp_built(&s, &builder).map_err(|e| e.to_string())
+        };
+        // Code that turns OTLP off wins over an environment this build cannot serve.
+        let console = BuilderOtlp {
+            traces: Some(ExporterKind::Console),
+            metrics: Some(ExporterKind::None),
+            ..BuilderOtlp::default()
+        };
+        assert_eq!(check(ExporterKind::Console, console), Ok(()));
+        let otlp = BuilderOtlp {
+            traces: Some(ExporterKind::Otlp),
+            ..BuilderOtlp::default()
+        };
+        if !GRPC_BUILT && !HTTP_BUILT {
+            assert_eq!(
+                check(ExporterKind::Otlp, otlp),
+                Err(format!(
+                    "invalid traces_exporter \"Otlp\": expected `Console` or `None`: `Otlp` \
+                     needs {NO_OTLP}"
+                ))
+            );
+            let endpoint = BuilderOtlp {
+                endpoint: Some("http://code:4317"),
+                ..BuilderOtlp::default()
+            };
+            let e = check(ExporterKind::Otlp, endpoint).unwrap_err();
+            assert!(
+                e.starts_with("invalid endpoint \"http://code:4317\""),
+                "{e}"
+            );
+            return;
+        }
+        for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+            let chosen = BuilderOtlp {
+                protocol: Some(protocol),
+                ..otlp
+            };
+            let result = check(ExporterKind::Otlp, chosen);
+            if protocol.is_built() {
+                assert_eq!(result, Ok(()));
+            } else {
+                assert_eq!(
+                    result,
+                    Err(format!(
+                        "invalid protocol \"{protocol:?}\": expected `{:?}`: `{protocol:?}` \
+                         needs otel-agent-runtime's `{}` feature, which this build leaves out",
+                        protocol.other(),
+                        protocol.feature()
+                    ))
+                );
+                assert_eq!(
+                    protocol_not_built(protocol).to_string(),
+                    result.unwrap_err(),
+                    "what the exporters say if ever asked"
+                );
+            }
+        }
     }
 }

@@ -282,10 +282,11 @@ impl TelemetryBuilder {
     ///
     /// Turn it on when code inside annotated functions calls
     /// `tracing_opentelemetry::OpenTelemetrySpanExt` methods (`context()`,
-    /// `set_attribute`, `add_event`, `set_parent`) on their spans, or makes
-    /// them the explicit `parent:` of other spans: those reach only spans
-    /// `tracing-opentelemetry` built. [`SpanExt`](crate::SpanExt) and
-    /// [`opentelemetry::Context::current`] work either way.
+    /// `set_attribute`, `add_event`, `set_parent`) on their spans: those reach
+    /// only spans `tracing-opentelemetry` built. [`SpanExt`](crate::SpanExt)
+    /// and [`opentelemetry::Context::current`] work either way, and so do
+    /// spans created with an explicit `parent:` (a framework's spans under the
+    /// attributes' ones stay in the trace in both modes).
     pub fn spans_through_tracing_opentelemetry(mut self, enabled: bool) -> Self {
         self.spans_through_tracing_opentelemetry = enabled;
         self
@@ -380,6 +381,15 @@ impl TelemetryBuilder {
                     .to_owned(),
             });
         }
+        config::check_otlp_built(
+            &settings,
+            &config::BuilderOtlp {
+                traces: self.traces,
+                metrics: self.metrics,
+                endpoint: self.endpoint.as_deref(),
+                protocol: self.protocol,
+            },
+        )?;
         Ok(settings)
     }
 
@@ -418,16 +428,22 @@ impl TelemetryBuilder {
             )?),
             _ => None,
         };
+        // Only gRPC export and the Prometheus endpoint run on Tokio (a build
+        // without them has no export runtime).
+        #[cfg(any(feature = "otlp-grpc", feature = "prometheus"))]
         let needs_runtime = (settings.traces == ExporterKind::Otlp
             && settings.traces_otlp.protocol == Protocol::Grpc)
             || (settings.metrics == ExporterKind::Otlp
                 && settings.metrics_otlp.protocol == Protocol::Grpc)
             || settings.metrics == ExporterKind::Prometheus;
+        #[cfg(any(feature = "otlp-grpc", feature = "prometheus"))]
         let export_runtime = if needs_runtime {
             Some(ExportRuntime::start()?)
         } else {
             None
         };
+        #[cfg(not(any(feature = "otlp-grpc", feature = "prometheus")))]
+        let export_runtime: Option<ExportRuntime> = None;
         let mut health = HealthWatch::default();
 
         let spans_ended = Arc::new(AtomicU64::new(0));
@@ -608,9 +624,17 @@ fn sampler(kind: SamplerKind) -> Sampler {
 }
 
 /// A one-thread Tokio runtime owned by the telemetry: the gRPC channel lives on
-/// it, so gRPC export works whatever runtime (or none) the program uses.
+/// it, so gRPC export works whatever runtime (or none) the program uses, and so
+/// does the Prometheus endpoint.
+#[cfg(any(feature = "otlp-grpc", feature = "prometheus"))]
 struct ExportRuntime(Option<tokio::runtime::Runtime>);
 
+/// A build without gRPC and Prometheus runs nothing on Tokio: it has no export
+/// runtime.
+#[cfg(not(any(feature = "otlp-grpc", feature = "prometheus")))]
+enum ExportRuntime {}
+
+#[cfg(any(feature = "otlp-grpc", feature = "prometheus"))]
 impl ExportRuntime {
     fn start() -> Result<Self, InitError> {
         tokio::runtime::Builder::new_multi_thread()
@@ -622,6 +646,7 @@ impl ExportRuntime {
             .map_err(InitError::ExportThread)
     }
 
+    #[cfg(feature = "otlp-grpc")]
     fn enter(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
         self.0.as_ref().map(tokio::runtime::Runtime::enter)
     }
@@ -696,6 +721,7 @@ fn shutdown_in_thread(
     result
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "prometheus"))]
 impl Drop for ExportRuntime {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which Tokio forbids inside async code; the
@@ -706,24 +732,74 @@ impl Drop for ExportRuntime {
     }
 }
 
+#[cfg(feature = "otlp-http")]
 fn headers_map(settings: &OtlpSettings) -> HashMap<String, String> {
     settings.headers.iter().cloned().collect()
 }
 
+/// The OTLP span exporter of this build.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+type OtlpSpanExporter = opentelemetry_otlp::SpanExporter;
+#[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+type OtlpSpanExporter = NoOtlp;
+
+/// The OTLP metric exporter of this build.
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+type OtlpMetricExporter = opentelemetry_otlp::MetricExporter;
+#[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+type OtlpMetricExporter = NoOtlp;
+
+/// A build without `otlp-grpc` and `otlp-http` has no OTLP exporter: this one
+/// cannot exist, and `settings()` refuses OTLP before any is asked for.
+#[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+#[derive(Debug)]
+enum NoOtlp {}
+
+#[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+impl opentelemetry_sdk::trace::SpanExporter for NoOtlp {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        match *self {}
+    }
+}
+
+#[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for NoOtlp {
+    async fn export(
+        &self,
+        _metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> OTelSdkResult {
+        match *self {}
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        match *self {}
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        match *self {}
+    }
+
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        match *self {}
+    }
+}
+
+#[cfg_attr(not(feature = "otlp-grpc"), allow(unused_variables))]
 fn span_exporter(
     settings: &OtlpSettings,
     runtime: Option<&ExportRuntime>,
-) -> Result<opentelemetry_otlp::SpanExporter, InitError> {
-    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+) -> Result<OtlpSpanExporter, InitError> {
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     let err = |source| InitError::Exporter {
         signal: "traces",
         source,
     };
-    let builder = opentelemetry_otlp::SpanExporter::builder();
     match settings.protocol {
+        #[cfg(feature = "otlp-grpc")]
         Protocol::Grpc => {
+            use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
             let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = builder
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .with_timeout(settings.timeout)
                 .with_metadata(metadata(settings));
@@ -732,8 +808,10 @@ fn span_exporter(
             }
             b.build().map_err(err)
         }
+        #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
-            let mut b = builder
+            use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+            let mut b = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_timeout(settings.timeout)
@@ -743,23 +821,28 @@ fn span_exporter(
             }
             b.build().map_err(err)
         }
+        // Refused by `settings()` already; never a panic.
+        #[cfg(not(all(feature = "otlp-grpc", feature = "otlp-http")))]
+        protocol => Err(config::protocol_not_built(protocol)),
     }
 }
 
+#[cfg_attr(not(feature = "otlp-grpc"), allow(unused_variables))]
 fn metric_exporter(
     settings: &OtlpSettings,
     runtime: Option<&ExportRuntime>,
-) -> Result<opentelemetry_otlp::MetricExporter, InitError> {
-    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+) -> Result<OtlpMetricExporter, InitError> {
+    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
     let err = |source| InitError::Exporter {
         signal: "metrics",
         source,
     };
-    let builder = opentelemetry_otlp::MetricExporter::builder();
     match settings.protocol {
+        #[cfg(feature = "otlp-grpc")]
         Protocol::Grpc => {
+            use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
             let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = builder
+            let mut b = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .with_timeout(settings.timeout)
                 .with_metadata(metadata(settings));
@@ -768,8 +851,10 @@ fn metric_exporter(
             }
             b.build().map_err(err)
         }
+        #[cfg(feature = "otlp-http")]
         Protocol::HttpProtobuf => {
-            let mut b = builder
+            use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+            let mut b = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_timeout(settings.timeout)
@@ -779,9 +864,13 @@ fn metric_exporter(
             }
             b.build().map_err(err)
         }
+        // Refused by `settings()` already; never a panic.
+        #[cfg(not(all(feature = "otlp-grpc", feature = "otlp-http")))]
+        protocol => Err(config::protocol_not_built(protocol)),
     }
 }
 
+#[cfg(feature = "otlp-grpc")]
 fn metadata(settings: &OtlpSettings) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
     let mut headers = http::HeaderMap::new();
     for (name, value) in &settings.headers {
