@@ -59,11 +59,15 @@ enum KeyClass {
     Integer,
     Marker,
     ErrorType,
-    /// Any other `gen_ai.*` attribute: checked for duplicates only.
-    GenAi,
 }
 
+#[inline]
 fn classify(key: &str) -> KeyClass {
+    // Every key the rules read starts with one of these letters (gen_ai.*,
+    // otel_agent.*, error.type, server.port): most others are told apart here.
+    if !matches!(key.as_bytes().first(), Some(b'g' | b'o' | b'e' | b's')) {
+        return KeyClass::Other;
+    }
     // Exact names first: a `match` on strings tests the length before the
     // bytes, so most keys are told apart in a few instructions.
     match key {
@@ -84,7 +88,6 @@ fn classify(key: &str) -> KeyClass {
         _ if key.starts_with(USAGE_PREFIX) => KeyClass::Usage,
         _ if is_deprecated_content(key) => KeyClass::Content,
         _ if key.starts_with(ROLLUP_PREFIX) && key.ends_with("tokens") => KeyClass::Integer,
-        _ if key.starts_with("gen_ai.") => KeyClass::GenAi,
         _ => KeyClass::Other,
     }
 }
@@ -145,9 +148,11 @@ impl ExportGuard {
         let mut priced = false;
         let mut counts_as_text = false;
         let mut error_type = false;
-        // The GenAI attributes seen so far, to find one set twice: a library
-        // that records a field twice (rig records usage twice on a streamed
-        // call) gets two values exported, and backends would count both.
+        // The attributes the rules read, to find one set twice: a library
+        // that records a field twice (rig records the operation, and a
+        // streamed call's usage, twice) gets both values exported, and
+        // backends would count both. Other keys are not compared, to keep
+        // this pass short for every span.
         let mut genai = [0usize; 24];
         let mut seen = 0;
         let mut duplicated = false;
@@ -167,7 +172,6 @@ impl ExportGuard {
                 }
                 KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
                 KeyClass::ErrorType => error_type = true,
-                KeyClass::GenAi => {}
             }
             let key = kv.key.as_str();
             duplicated = duplicated
@@ -329,12 +333,14 @@ fn complete_genai_span(
     }
 }
 
-/// Keeps the last value of each attribute set more than once, in place of the
-/// first (what "set" means in OpenTelemetry), and drops the others.
+/// Keeps the last value of each attribute the rules read that was set more
+/// than once, in place of the first (what "set" means in OpenTelemetry), and
+/// drops the others.
 fn keep_last_values(attributes: &mut Vec<KeyValue>) {
     let mut kept: Vec<KeyValue> = Vec::with_capacity(attributes.len());
     for kv in attributes.drain(..) {
-        match kept.iter_mut().find(|k| k.key == kv.key) {
+        let checked = classify(kv.key.as_str()) != KeyClass::Other;
+        match kept.iter_mut().find(|k| checked && k.key == kv.key) {
             Some(earlier) => earlier.value = kv.value,
             None => kept.push(kv),
         }
