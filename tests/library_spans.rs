@@ -379,3 +379,19 @@ fn a_library_span_is_completed_to_the_conventions_at_export() {
     let input: f64 = tokens.iter().map(|(_, _, sum)| sum).sum();
     assert_eq!(input, 24.0, "12 per call, once each: {tokens:?}");
 }
+
+#[test]
+fn completing_library_spans_can_be_turned_off_for_code_that_records_its_own_metrics() {
+    let h = common::harness_with(|b| b.complete_library_spans(false));
+    h.run(|| library_chat("gpt-4o-mini", 10, 2, false));
+    let metrics = h.metrics();
+    assert!(
+        metrics
+            .get("gen_ai.client.operation.duration")
+            .is_none_or(|m| format!("{m:?}").matches("gpt-4o-mini").count() == 0),
+        "no metrics derived from the library's span"
+    );
+    // The span itself still leaves, through the same export guard.
+    let spans = h.finished_spans();
+    span_named(&spans, "chat gpt-4o-mini");
+}

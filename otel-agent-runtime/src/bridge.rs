@@ -29,7 +29,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::layer::TARGET;
+use crate::layer::{InstrumentsLayer, TARGET};
 
 const CODE_FILE_PATH: Key =
     Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_FILE_PATH);
@@ -110,16 +110,25 @@ pub(crate) struct Bridge<L, S> {
     /// The subscriber this layer is part of, to ask `tracing-opentelemetry`
     /// for the context of a span it built (an explicit parent).
     dispatch: std::sync::OnceLock<tracing::dispatcher::WeakDispatch>,
+    /// Completes a library's GenAI spans when they record and close: the
+    /// bridge has looked every span up by then, so no second lookup per span.
+    instruments: InstrumentsLayer,
     _subscriber: PhantomData<fn(S)>,
 }
 
 impl<L, S> Bridge<L, S> {
-    pub(crate) fn new(inner: L, tracer: SdkTracer, own_spans: bool) -> Self {
+    pub(crate) fn new(
+        inner: L,
+        tracer: SdkTracer,
+        own_spans: bool,
+        instruments: InstrumentsLayer,
+    ) -> Self {
         Self {
             inner,
             tracer,
             own_spans,
             dispatch: std::sync::OnceLock::new(),
+            instruments,
             _subscriber: PhantomData,
         }
     }
@@ -370,6 +379,9 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        if span.metadata().target() != TARGET {
+            self.instruments.library_span_recorded(&span, values);
+        }
         if !self.builds(&span) {
             return self.inner.on_record(id, values, ctx.clone());
         }
@@ -433,6 +445,9 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        if span.metadata().target() != TARGET {
+            self.instruments.library_span_closed(&span);
+        }
         if !self.builds(&span) {
             return self.inner.on_close(id, ctx.clone());
         }

@@ -99,7 +99,7 @@ fn is_llm_call(metadata: &Metadata<'_>) -> bool {
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let ours = is_llm_call(attrs.metadata());
-        let library = !ours && declares_operation(attrs.metadata());
+        let library = !ours && self.options.library_spans && declares_operation(attrs.metadata());
         if !ours && !library {
             return;
         }
@@ -115,10 +115,17 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
             delegate_enclosing_call(&span);
         }
     }
+}
 
-    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if !declares_operation(span.metadata()) {
+impl InstrumentsLayer {
+    /// A library's span recorded fields: what it says about its call so far.
+    /// Called by the bridge, which has looked the span up already.
+    pub(crate) fn library_span_recorded<R: for<'a> LookupSpan<'a>>(
+        &self,
+        span: &SpanRef<'_, R>,
+        values: &tracing::span::Record<'_>,
+    ) {
+        if !self.options.library_spans || !declares_operation(span.metadata()) {
             return;
         }
         let became_inference = {
@@ -133,12 +140,13 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         };
         // Said to be a model call only now (its operation recorded late).
         if became_inference {
-            delegate_enclosing_call(&span);
+            delegate_enclosing_call(span);
         }
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
+    /// A library's span closed: its call's metrics and roll-up. Called by the
+    /// bridge, which has looked the span up already.
+    pub(crate) fn library_span_closed<R: for<'a> LookupSpan<'a>>(&self, span: &SpanRef<'_, R>) {
         if !declares_operation(span.metadata()) {
             return;
         }
@@ -158,7 +166,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
                 cost_usd: cost.unwrap_or(0.0),
                 priced: cost.is_some(),
             };
-            for step in ancestors(&span).filter(|s| is_step(s.metadata())) {
+            for step in ancestors(span).filter(|s| is_step(s.metadata())) {
                 add_to(&mut step.extensions_mut(), add);
             }
         }

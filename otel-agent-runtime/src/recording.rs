@@ -78,6 +78,8 @@ pub(crate) struct RecordingOptions {
     pub tenant_on_metrics: bool,
     /// Which `tracing` events become span events.
     pub span_events: SpanEvents,
+    /// Whether a library's GenAI spans get metrics, roll-ups and cost.
+    pub library_spans: bool,
 }
 
 impl std::fmt::Debug for RecordingOptions {
@@ -89,6 +91,7 @@ impl std::fmt::Debug for RecordingOptions {
             .field("legacy_names", &self.legacy_names)
             .field("tenant_on_metrics", &self.tenant_on_metrics)
             .field("span_events", &self.span_events)
+            .field("library_spans", &self.library_spans)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +110,7 @@ impl Default for RecordingOptions {
             legacy_names: false,
             tenant_on_metrics: false,
             span_events: SpanEvents::default(),
+            library_spans: true,
         }
     }
 }
@@ -121,6 +125,7 @@ pub(crate) struct RecordingOverrides {
     pub legacy_names: Option<bool>,
     pub tenant_on_metrics: Option<bool>,
     pub span_events: Option<String>,
+    pub library_spans: Option<bool>,
 }
 
 impl RecordingOptions {
@@ -176,6 +181,7 @@ impl RecordingOptions {
             legacy_names,
             tenant_on_metrics,
             span_events,
+            library_spans,
         } = overrides;
         if let Some(c) = capture {
             options.capture = c;
@@ -194,6 +200,9 @@ impl RecordingOptions {
         }
         if let Some(t) = tenant_on_metrics {
             options.tenant_on_metrics = t;
+        }
+        if let Some(complete) = library_spans {
+            options.library_spans = complete;
         }
         if let Some(directives) = span_events {
             options.span_events =

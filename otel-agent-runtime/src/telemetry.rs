@@ -303,6 +303,17 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Whether GenAI spans made by other libraries (rig, genai, your own
+    /// `info_span!("chat", gen_ai.operation.name = "chat", ...)`) get the
+    /// conventions' metrics, cost and the steps' roll-ups (default: on). Turn it
+    /// off when you record those metrics for such spans yourself, so that they
+    /// are not counted twice; their spans are still exported, through the same
+    /// export guard.
+    pub fn complete_library_spans(mut self, enabled: bool) -> Self {
+        self.recording.library_spans = Some(enabled);
+        self
+    }
+
     /// Puts the tenant (`otel_agent.tenant` baggage) on metrics. Off by default:
     /// every distinct value is a new series in every metric, so allow it only
     /// when tenants are few.
@@ -1050,10 +1061,12 @@ impl Telemetry {
             // every other span passes it.
             let filtered = crate::bridge::OwnSpanEvents::new(users, p.own_spans)
                 .with_filter(p.recording.span_events.filter());
-            crate::bridge::Bridge::new(filtered, tracer, p.own_spans).and_then(InstrumentsLayer {
+            let instruments = InstrumentsLayer {
                 instruments: p.instruments.clone(),
                 options: p.recording.clone(),
-            })
+            };
+            crate::bridge::Bridge::new(filtered, tracer, p.own_spans, instruments.clone())
+                .and_then(instruments)
         })
     }
 
