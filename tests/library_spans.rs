@@ -395,3 +395,93 @@ fn completing_library_spans_can_be_turned_off_for_code_that_records_its_own_metr
     let spans = h.finished_spans();
     span_named(&spans, "chat gpt-4o-mini");
 }
+
+/// The user's `#[llm_call]` inside a library's call span (a custom rig
+/// `CompletionModel` whose `completion()` is annotated): ours talks to the
+/// provider and counts the call; the library's span, which also records usage,
+/// keeps it under the roll-up keys only. Also when the library says its
+/// operation only after ours started.
+#[test]
+fn our_call_inside_a_library_call_is_counted_once_even_when_it_names_itself_late() {
+    #[llm_call(model = "gpt-4o", provider = "openai")]
+    fn inner(tokens: u64) -> Reply {
+        Reply(tokens)
+    }
+    let h = common::harness();
+    h.run(|| {
+        for late in [false, true] {
+            let span = tracing::info_span!(
+                target: "rig::agent_chat",
+                "chat",
+                gen_ai.operation.name = tracing::field::Empty,
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+            );
+            if !late {
+                span.record("gen_ai.operation.name", "chat");
+            }
+            let _entered = span.enter();
+            let _ = inner(30);
+            if late {
+                span.record("gen_ai.operation.name", "chat");
+            }
+            span.record("gen_ai.usage.input_tokens", 30_u64);
+        }
+    });
+    let spans = h.finished_spans();
+    let sum: i64 = spans
+        .iter()
+        .filter_map(|s| match attr(s, "gen_ai.usage.input_tokens") {
+            Some(Value::I64(n)) => Some(n),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(sum, 60, "each of the two calls once");
+    let library: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            s.instrumentation_scope.name() == "otel-agent"
+                && attr(s, "code.module.name").is_some()
+                && s.name == "chat gpt-4o"
+                && attr(s, "otel_agent.rollup.usage.input_tokens").is_some()
+        })
+        .collect();
+    assert_eq!(
+        library.len(),
+        2,
+        "both library spans keep the figure as a roll-up"
+    );
+    assert!(spans
+        .iter()
+        .all(|s| attr(s, "otel_agent.delegated").is_none()));
+    let metrics = h.metrics();
+    let tokens = points(&metrics, "gen_ai.client.token.usage");
+    let input: f64 = tokens
+        .iter()
+        .filter(|(a, _, _)| a["gen_ai.token.type"] == "input")
+        .map(|(_, _, sum)| sum)
+        .sum();
+    assert_eq!(input, 60.0, "{tokens:?}");
+}
+
+/// A provider call other than a chat (rig's rerank) keeps its usage.
+#[test]
+fn usage_on_a_provider_call_of_another_operation_stays() {
+    let h = common::harness();
+    h.run(|| {
+        let span = tracing::info_span!(
+            target: "rig::modalities",
+            "rerank",
+            gen_ai.operation.name = "rerank",
+            gen_ai.request.model = "rerank-v3",
+            gen_ai.usage.input_tokens = 7_u64,
+        );
+        drop(span);
+    });
+    let spans = h.finished_spans();
+    let rerank = span_named(&spans, "rerank rerank-v3");
+    assert_eq!(
+        attr(rerank, "gen_ai.usage.input_tokens"),
+        Some(Value::I64(7))
+    );
+}

@@ -145,14 +145,34 @@ impl<L, S> Bridge<L, S> {
     }
 
     /// The OpenTelemetry context of the span `parent`, whichever layer built it.
-    fn context_of<R: for<'a> LookupSpan<'a>>(
-        &self,
-        parent: &SpanRef<'_, R>,
-    ) -> Option<OtelContext> {
+    fn context_of<R: for<'a> LookupSpan<'a>>(&self, parent: &SpanRef<'_, R>) -> Option<OtelContext>
+    where
+        Self: 'static,
+    {
         own_context(parent).or_else(|| {
-            let dispatch = self.dispatch.get()?.upgrade()?;
+            let dispatch = self.subscriber()?;
             tracing_opentelemetry::get_otel_context(&parent.id(), &dispatch)
         })
+    }
+
+    /// The subscriber this layer is part of. Told at registration, except
+    /// behind `Option<Layer>` (how `Telemetry::layer` hands it out), which does
+    /// not pass registration on; then found as the thread's current
+    /// subscriber, when that is the one holding this very layer.
+    fn subscriber(&self) -> Option<tracing::Dispatch>
+    where
+        Self: 'static,
+    {
+        if let Some(dispatch) = self.dispatch.get().and_then(|d| d.upgrade()) {
+            return Some(dispatch);
+        }
+        let current = tracing::dispatcher::get_default(|d| {
+            d.downcast_ref::<Self>()
+                .is_some_and(|me| std::ptr::eq(me, self))
+                .then(|| d.clone())
+        })?;
+        let _ = self.dispatch.set(current.downgrade());
+        Some(current)
     }
 }
 
@@ -320,6 +340,7 @@ where
         // this layer builds such a span itself, in its place.
         let adopted = !ours
             && self.own_spans
+            && !crate::event_filter::is_export_machinery(attrs.metadata().target())
             && attrs
                 .parent()
                 .and_then(|p| ctx.span(p))
@@ -445,8 +466,13 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if span.metadata().target() != TARGET {
-            self.instruments.library_span_closed(&span);
+        if span.metadata().target() != TARGET && self.instruments.library_span_closed(&span) {
+            // A call nested in this library call counted it: the export guard
+            // keeps this span's usage under the roll-up keys only.
+            let marker = KeyValue::new(crate::export_guard::DELEGATED, true);
+            if let Some(cx) = self.context_of(&span) {
+                cx.span().set_attribute(marker);
+            }
         }
         if !self.builds(&span) {
             return self.inner.on_close(id, ctx.clone());

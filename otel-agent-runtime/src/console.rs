@@ -98,7 +98,12 @@ impl ConsoleSink {
             let secs = duration_of(&span);
             match operation.as_deref() {
                 // Any call to a model, the attributes' or a library's.
-                Some(op) if crate::export_guard::is_inference_operation(op) => {
+                // A call another call nested in it counted (its usage left
+                // under the roll-up keys) is that call, not another one.
+                Some(op)
+                    if crate::export_guard::is_inference_operation(op)
+                        && attr(&span, crate::export_guard::ROLLUP_INPUT_TOKENS).is_none() =>
+                {
                     let provider =
                         attr_str(&span, semconv::GEN_AI_PROVIDER_NAME).unwrap_or_default();
                     let model = attr_str(&span, semconv::GEN_AI_REQUEST_MODEL).unwrap_or_default();

@@ -42,6 +42,11 @@ pub const ROLLUP_COST: &str = "otel_agent.rollup.cost.usd";
 /// the process. Read and removed here: it never leaves the process.
 pub(crate) const CAPTURE_REQUESTED: &str = "otel_agent.capture_requested";
 
+/// Set by the bridge on a library's model-call span whose call a nested call
+/// counted: its usage leaves under the roll-up keys only. Read and removed
+/// here: it never leaves the process.
+pub(crate) const DELEGATED: &str = "otel_agent.delegated";
+
 /// The name of the conventions' event that carries an inference's content.
 pub(crate) const DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
 
@@ -58,6 +63,7 @@ enum KeyClass {
     /// server port) or by us (a roll-up count).
     Integer,
     Marker,
+    Delegated,
     ErrorType,
 }
 
@@ -75,7 +81,8 @@ fn classify(key: &str) -> KeyClass {
         | semconv::GEN_AI_OUTPUT_MESSAGES
         | semconv::GEN_AI_SYSTEM_INSTRUCTIONS
         | semconv::GEN_AI_TOOL_CALL_ARGUMENTS
-        | semconv::GEN_AI_TOOL_CALL_RESULT => KeyClass::Content,
+        | semconv::GEN_AI_TOOL_CALL_RESULT
+        | semconv::GEN_AI_TOOL_DEFINITIONS => KeyClass::Content,
         semconv::GEN_AI_OPERATION_NAME => KeyClass::Operation,
         // `tracing-opentelemetry` exports a `u64` field as text.
         semconv::GEN_AI_REQUEST_MAX_TOKENS
@@ -84,6 +91,7 @@ fn classify(key: &str) -> KeyClass {
         | semconv::SERVER_PORT => KeyClass::Integer,
         COST_ATTRIBUTE => KeyClass::Usage,
         CAPTURE_REQUESTED => KeyClass::Marker,
+        DELEGATED => KeyClass::Delegated,
         semconv::ERROR_TYPE => KeyClass::ErrorType,
         _ if key.starts_with(USAGE_PREFIX) => KeyClass::Usage,
         _ if is_deprecated_content(key) => KeyClass::Content,
@@ -110,6 +118,15 @@ fn is_deprecated_content(key: &str) -> bool {
 /// the deprecated `gen_ai.prompt*` / `gen_ai.completion*` forms.
 pub(crate) fn is_content_key(key: &str) -> bool {
     classify(key) == KeyClass::Content
+}
+
+/// Whether a span of this `gen_ai.operation.name` is an agent, tool or
+/// workflow step: usage on it is a sum of calls, kept under the roll-up keys.
+pub(crate) fn is_step_operation(operation: &str) -> bool {
+    matches!(
+        operation,
+        "invoke_agent" | "execute_tool" | "invoke_workflow" | "create_agent"
+    )
 }
 
 /// Whether a span of this `gen_ai.operation.name` is a call to a model, the one
@@ -148,6 +165,7 @@ impl ExportGuard {
         let mut priced = false;
         let mut counts_as_text = false;
         let mut error_type = false;
+        let mut delegated = false;
         // The attributes the rules read, to find one set twice: a library
         // that records a field twice (rig records the operation, and a
         // streamed call's usage, twice) gets both values exported, and
@@ -171,6 +189,7 @@ impl ExportGuard {
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
                 KeyClass::Marker => requested = matches!(kv.value, Value::Bool(true)),
+                KeyClass::Delegated => delegated = true,
                 KeyClass::ErrorType => error_type = true,
             }
             let key = kv.key.as_str();
@@ -187,8 +206,11 @@ impl ExportGuard {
         let inference = operation
             .as_ref()
             .is_some_and(|op| is_inference_operation(op));
-        let move_usage = usage && !inference;
-        let to_price = usage && inference && !priced && self.options.prices.is_some();
+        // Usage stays on any call to a provider (a rerank or an image too);
+        // it moves off steps, and off a call a nested call counted.
+        let move_usage =
+            usage && (delegated || operation.as_ref().is_some_and(|op| is_step_operation(op)));
+        let to_price = usage && inference && !delegated && !priced && self.options.prices.is_some();
         // Owned only for a span named by its operation alone (a library's).
         let bare_name = operation
             .as_ref()
@@ -200,9 +222,19 @@ impl ExportGuard {
         if duplicated {
             keep_last_values(&mut span.attributes);
         }
-        if requested {
-            span.attributes
-                .retain(|kv| classify(kv.key.as_str()) != KeyClass::Marker);
+        if requested || delegated {
+            span.attributes.retain(|kv| {
+                !matches!(
+                    classify(kv.key.as_str()),
+                    KeyClass::Marker | KeyClass::Delegated
+                )
+            });
+        }
+        // Error messages may quote what the user sent: a library's too.
+        if let opentelemetry::trace::Status::Error { description } = &mut span.status {
+            if let std::borrow::Cow::Owned(redacted) = self.options.redact(description) {
+                *description = redacted.into();
+            }
         }
         if content {
             self.guard_content(
@@ -245,7 +277,8 @@ impl ExportGuard {
     /// The cost of the call a span describes, from its model and usage.
     fn price(&self, attributes: &[KeyValue]) -> Option<f64> {
         let prices = self.options.prices.as_ref()?;
-        let get = |key: &str| attributes.iter().find(|kv| kv.key.as_str() == key);
+        // The last value: a library may set a field twice.
+        let get = |key: &str| attributes.iter().rev().find(|kv| kv.key.as_str() == key);
         let count = |key: &str| match get(key).map(|kv| &kv.value) {
             Some(Value::I64(n)) => u64::try_from(*n).ok(),
             _ => None,

@@ -146,16 +146,25 @@ impl InstrumentsLayer {
 
     /// A library's span closed: its call's metrics and roll-up. Called by the
     /// bridge, which has looked the span up already.
-    pub(crate) fn library_span_closed<R: for<'a> LookupSpan<'a>>(&self, span: &SpanRef<'_, R>) {
+    ///
+    /// Returns true when a call nested in it counted this call: its usage must
+    /// then leave under the roll-up keys only, which the bridge marks.
+    pub(crate) fn library_span_closed<R: for<'a> LookupSpan<'a>>(
+        &self,
+        span: &SpanRef<'_, R>,
+    ) -> bool {
         if !declares_operation(span.metadata()) {
-            return;
+            return false;
         }
         let Some(call) = span.extensions_mut().remove::<LibraryCall>() else {
-            return;
+            return false;
         };
         call.record_step(self);
-        if !call.is_inference() || call.delegated {
-            return;
+        if !call.is_inference() {
+            return false;
+        }
+        if call.delegated {
+            return true;
         }
         let cost = call.cost(self);
         call.record_metrics(self, cost);
@@ -170,6 +179,7 @@ impl InstrumentsLayer {
                 add_to(&mut step.extensions_mut(), add);
             }
         }
+        false
     }
 }
 
@@ -177,12 +187,25 @@ impl InstrumentsLayer {
 /// enclosing call, ours or a library's, leaves the counting to it.
 fn delegate_enclosing_call<R: for<'a> LookupSpan<'a>>(span: &SpanRef<'_, R>) {
     for outer in ancestors(span) {
-        if is_llm_call(outer.metadata()) {
-            outer.extensions_mut().replace(Delegated);
-            return;
+        if outer.metadata().target() == TARGET {
+            if is_llm_call(outer.metadata()) {
+                outer.extensions_mut().replace(Delegated);
+                return;
+            }
+            // A step: never a call.
+            continue;
+        }
+        if !declares_operation(outer.metadata()) {
+            continue;
         }
         let mut ext = outer.extensions_mut();
-        if let Some(call) = ext.get_mut::<LibraryCall>().filter(|c| c.is_inference()) {
+        // A library span that has not said its operation yet may still turn
+        // out to be the call: it leaves the counting to this one, which
+        // matters only if it does.
+        if let Some(call) = ext
+            .get_mut::<LibraryCall>()
+            .filter(|c| c.is_inference() || c.operation_unknown())
+        {
             call.delegated = true;
             return;
         }

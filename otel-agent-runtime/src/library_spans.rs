@@ -32,6 +32,7 @@ pub(crate) struct LibraryCall {
     failed: bool,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    cache_read_tokens: Option<u64>,
     time_to_first_chunk: Option<f64>,
     server_address: Option<String>,
     server_port: Option<i64>,
@@ -67,6 +68,7 @@ impl LibraryCall {
             failed: false,
             input_tokens: None,
             output_tokens: None,
+            cache_read_tokens: None,
             time_to_first_chunk: None,
             server_address: None,
             server_port: None,
@@ -87,6 +89,11 @@ impl LibraryCall {
         self.operation
             .as_deref()
             .is_some_and(is_inference_operation)
+    }
+
+    /// Whether the span has not said yet which operation it is.
+    pub(crate) fn operation_unknown(&self) -> bool {
+        self.operation.is_none()
     }
 
     /// Whether the span is an agent, tool or workflow step.
@@ -126,12 +133,13 @@ impl LibraryCall {
     /// record their own: a framework's tool needs no `#[agent_step]` for the
     /// step dashboards.
     pub(crate) fn record_step(&self, layer: &InstrumentsLayer) {
-        if !self.is_step() {
-            return;
-        }
         let i = &layer.instruments;
+        // Down in the series it went up in, whatever the span said since.
         if let Some(attrs) = &self.in_flight {
             i.step_active.add(-1, attrs);
+        }
+        if !self.is_step() {
+            return;
         }
         let mut attrs = self.step_attrs();
         let failed = self.failed || self.error_type.is_some();
@@ -167,7 +175,8 @@ impl LibraryCall {
     pub(crate) fn cost(&self, layer: &InstrumentsLayer) -> Option<f64> {
         let prices = layer.options.prices.as_ref()?;
         let (input, output) = self.tokens()?;
-        let usage = crate::Usage::new(input, output);
+        let mut usage = crate::Usage::new(input, output);
+        usage.cache_read_input_tokens = self.cache_read_tokens;
         self.response_model
             .as_deref()
             .and_then(|m| prices.price_for(m))
@@ -280,6 +289,9 @@ impl LibraryCall {
                 self.output_tokens = Some(value as u64);
             }
             semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK => self.time_to_first_chunk = Some(value),
+            semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => {
+                self.cache_read_tokens = Some(value as u64);
+            }
             semconv::SERVER_PORT => self.server_port = Some(value as i64),
             _ => {}
         }
@@ -300,6 +312,7 @@ impl Visit for LibraryCall {
             semconv::GEN_AI_USAGE_OUTPUT_TOKENS | semconv::GEN_AI_USAGE_COMPLETION_TOKENS => {
                 self.output_tokens = Some(value);
             }
+            semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => self.cache_read_tokens = Some(value),
             _ => self.set_number(field, Some(value as f64)),
         }
     }
@@ -332,6 +345,7 @@ impl Visit for LibraryCall {
                 | semconv::GEN_AI_USAGE_OUTPUT_TOKENS
                 | semconv::GEN_AI_USAGE_PROMPT_TOKENS
                 | semconv::GEN_AI_USAGE_COMPLETION_TOKENS
+                | semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS
                 | semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK
                 | semconv::GEN_AI_AGENT_NAME
                 | semconv::GEN_AI_TOOL_NAME
