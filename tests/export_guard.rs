@@ -150,15 +150,7 @@ fn run(capture: Option<CaptureMode>) -> (Vec<SpanData>, common::Metrics) {
     (h.finished_spans(), metrics)
 }
 
-fn sum(spans: &[SpanData], key: &str) -> i64 {
-    spans
-        .iter()
-        .filter_map(|s| match attr(s, key) {
-            Some(Value::I64(n)) => Some(n),
-            _ => None,
-        })
-        .sum()
-}
+use common::sum_over_spans as sum;
 
 fn events_named(span: &SpanData) -> Vec<String> {
     span.events.iter().map(|e| e.name.to_string()).collect()

@@ -156,13 +156,7 @@ fn a_library_call_gets_the_conventions_metrics_once() {
          on the step itself (999) yields to it"
     );
     assert_eq!(attr(step, "gen_ai.usage.input_tokens"), None);
-    let sum: i64 = spans
-        .iter()
-        .filter_map(|s| match attr(s, "gen_ai.usage.input_tokens") {
-            Some(Value::I64(n)) => Some(n),
-            _ => None,
-        })
-        .sum();
+    let sum = common::sum_over_spans(&spans, "gen_ai.usage.input_tokens");
     assert_eq!(sum, 50, "counted once over the trace");
 }
 
@@ -429,13 +423,7 @@ fn our_call_inside_a_library_call_is_counted_once_even_when_it_names_itself_late
         }
     });
     let spans = h.finished_spans();
-    let sum: i64 = spans
-        .iter()
-        .filter_map(|s| match attr(s, "gen_ai.usage.input_tokens") {
-            Some(Value::I64(n)) => Some(n),
-            _ => None,
-        })
-        .sum();
+    let sum = common::sum_over_spans(&spans, "gen_ai.usage.input_tokens");
     assert_eq!(sum, 60, "each of the two calls once");
     let library: Vec<_> = spans
         .iter()

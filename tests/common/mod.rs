@@ -183,6 +183,18 @@ pub fn attr(span: &SpanData, key: &str) -> Option<OtelValue> {
         .map(|kv| kv.value.clone())
 }
 
+/// The sum of an integer attribute over every span that has it: what a
+/// backend totals for a trace.
+pub fn sum_over_spans(spans: &[SpanData], key: &str) -> i64 {
+    spans
+        .iter()
+        .filter_map(|s| match attr(s, key) {
+            Some(OtelValue::I64(n)) => Some(n),
+            _ => None,
+        })
+        .sum()
+}
+
 /// Attribute sets of a metric's data points, with their values rendered.
 pub fn point_attrs<'a>(
     attrs: impl Iterator<Item = &'a opentelemetry::KeyValue>,
