@@ -132,6 +132,20 @@ impl PriceTable {
         self.models.is_empty()
     }
 
+    /// What a call cost: priced by the model that answered, else by the one
+    /// asked for; `None` when neither is priced or the usage is unknown.
+    pub(crate) fn call_cost(
+        &self,
+        response_model: Option<&str>,
+        request_model: Option<&str>,
+        usage: &crate::Usage,
+    ) -> Option<f64> {
+        response_model
+            .and_then(|m| self.price_for(m))
+            .or_else(|| self.price_for(request_model?))?
+            .cost(usage)
+    }
+
     /// The prices for a model: its exact name, else the longest priced prefix.
     pub fn price_for(&self, model: &str) -> Option<&Price> {
         self.models.get(model).or_else(|| {

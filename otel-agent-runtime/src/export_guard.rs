@@ -171,7 +171,7 @@ impl ExportGuard {
         // streamed call's usage, twice) gets both values exported, and
         // backends would count both. Other keys are not compared, to keep
         // this pass short for every span.
-        let mut genai = [0usize; 24];
+        let mut read = [0usize; 24];
         let mut seen = 0;
         let mut duplicated = false;
         for (at, kv) in span.attributes.iter().enumerate() {
@@ -194,11 +194,11 @@ impl ExportGuard {
             }
             let key = kv.key.as_str();
             duplicated = duplicated
-                || genai[..seen]
+                || read[..seen]
                     .iter()
                     .any(|&i| span.attributes[i].key.as_str() == key);
-            if seen < genai.len() {
-                genai[seen] = at;
+            if seen < read.len() {
+                read[seen] = at;
                 seen += 1;
             }
         }
@@ -290,10 +290,11 @@ impl ExportGuard {
             ..crate::Usage::default()
         };
         let model = |key: &str| get(key).map(|kv| kv.value.as_str());
-        model(semconv::GEN_AI_RESPONSE_MODEL)
-            .and_then(|m| prices.price_for(&m))
-            .or_else(|| prices.price_for(&model(semconv::GEN_AI_REQUEST_MODEL)?))?
-            .cost(&usage)
+        prices.call_cost(
+            model(semconv::GEN_AI_RESPONSE_MODEL).as_deref(),
+            model(semconv::GEN_AI_REQUEST_MODEL).as_deref(),
+            &usage,
+        )
     }
 
     /// Drops content attributes, or, where `keep`, redacts and cuts them.

@@ -641,12 +641,11 @@ fn legacy_names(provider: &'static str, usage: &Usage, attrs: &mut Vec<KeyValue>
 fn price(layer: &InstrumentsLayer, model: &ModelName, report: &ResponseReport) -> Option<f64> {
     let prices = layer.options.prices.as_ref()?;
     let usage = report.usage?;
-    report
-        .response_model
-        .as_deref()
-        .and_then(|m| prices.price_for(m))
-        .or_else(|| prices.price_for(model.as_str()))?
-        .cost(&usage)
+    prices.call_cost(
+        report.response_model.as_deref(),
+        Some(model.as_str()),
+        &usage,
+    )
 }
 
 /// What a model call's metric attributes are made from.

@@ -177,11 +177,11 @@ impl LibraryCall {
         let (input, output) = self.tokens()?;
         let mut usage = crate::Usage::new(input, output);
         usage.cache_read_input_tokens = self.cache_read_tokens;
-        self.response_model
-            .as_deref()
-            .and_then(|m| prices.price_for(m))
-            .or_else(|| prices.price_for(self.request_model.as_deref()?))?
-            .cost(&usage)
+        prices.call_cost(
+            self.response_model.as_deref(),
+            self.request_model.as_deref(),
+            &usage,
+        )
     }
 
     /// Records the conventions' metrics for a finished call, as the
