@@ -12,7 +12,7 @@ use tracing::span::{Attributes, Id};
 use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, Registry, SpanRef};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::instruments::Instruments;
@@ -175,9 +175,7 @@ impl InstrumentsLayer {
                 cost_usd: cost.unwrap_or(0.0),
                 priced: cost.is_some(),
             };
-            for step in ancestors(span).filter(|s| is_step(s.metadata())) {
-                add_to(&mut step.extensions_mut(), add);
-            }
+            roll_up(span, add);
         }
         false
     }
@@ -256,7 +254,7 @@ pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<
 }
 
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
-fn roll_up(s: &SpanRef<'_, Registry>, add: Rollup) {
+fn roll_up<R: for<'a> LookupSpan<'a>>(s: &SpanRef<'_, R>, add: Rollup) {
     for step in ancestors(s).filter(|s| is_step(s.metadata())) {
         add_to(&mut step.extensions_mut(), add);
     }
