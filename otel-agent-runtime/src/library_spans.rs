@@ -17,6 +17,7 @@ use tracing::Metadata;
 
 use crate::export_guard::is_inference_operation;
 use crate::layer::{InstrumentsLayer, TARGET};
+use crate::response::bounded_tokens;
 use crate::semconv;
 
 /// On a library's GenAI span: what it said about its call so far.
@@ -283,14 +284,14 @@ impl LibraryCall {
         };
         match field.name() {
             semconv::GEN_AI_USAGE_INPUT_TOKENS | semconv::GEN_AI_USAGE_PROMPT_TOKENS => {
-                self.input_tokens = Some(value as u64);
+                self.input_tokens = Some(bounded_tokens(value as u64));
             }
             semconv::GEN_AI_USAGE_OUTPUT_TOKENS | semconv::GEN_AI_USAGE_COMPLETION_TOKENS => {
-                self.output_tokens = Some(value as u64);
+                self.output_tokens = Some(bounded_tokens(value as u64));
             }
             semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK => self.time_to_first_chunk = Some(value),
             semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => {
-                self.cache_read_tokens = Some(value as u64);
+                self.cache_read_tokens = Some(bounded_tokens(value as u64));
             }
             semconv::SERVER_PORT => self.server_port = Some(value as i64),
             _ => {}
@@ -307,12 +308,14 @@ impl Visit for LibraryCall {
         match field.name() {
             // Exact, whatever the size: an f64 would round past 2^53.
             semconv::GEN_AI_USAGE_INPUT_TOKENS | semconv::GEN_AI_USAGE_PROMPT_TOKENS => {
-                self.input_tokens = Some(value);
+                self.input_tokens = Some(bounded_tokens(value));
             }
             semconv::GEN_AI_USAGE_OUTPUT_TOKENS | semconv::GEN_AI_USAGE_COMPLETION_TOKENS => {
-                self.output_tokens = Some(value);
+                self.output_tokens = Some(bounded_tokens(value));
             }
-            semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => self.cache_read_tokens = Some(value),
+            semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS => {
+                self.cache_read_tokens = Some(bounded_tokens(value))
+            }
             _ => self.set_number(field, Some(value as f64)),
         }
     }

@@ -23,7 +23,32 @@ pub struct Usage {
     pub reasoning_output_tokens: Option<u64>,
 }
 
+/// The most tokens one call is taken to have reported, per count: 2^40
+/// (about 1.1 × 10^12, a million times today's largest context windows).
+/// Larger counts (a provider's bug, `u64::MAX`) are clamped where usage enters
+/// the runtime, so that the token histogram's sum over millions of calls, the
+/// roll-ups and the console's totals stay far from overflowing and a span's
+/// `i64` attribute never wraps.
+pub(crate) const MAX_TOKENS_PER_CALL: u64 = 1 << 40;
+
+/// `n` tokens, clamped to [`MAX_TOKENS_PER_CALL`].
+pub(crate) fn bounded_tokens(n: u64) -> u64 {
+    n.min(MAX_TOKENS_PER_CALL)
+}
+
 impl Usage {
+    /// Every count clamped to [`MAX_TOKENS_PER_CALL`].
+    pub(crate) fn bounded(self) -> Self {
+        let b = |n: Option<u64>| n.map(bounded_tokens);
+        Self {
+            input_tokens: b(self.input_tokens),
+            output_tokens: b(self.output_tokens),
+            cache_read_input_tokens: b(self.cache_read_input_tokens),
+            cache_creation_input_tokens: b(self.cache_creation_input_tokens),
+            reasoning_output_tokens: b(self.reasoning_output_tokens),
+        }
+    }
+
     /// Input and output token counts.
     pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
         Self {
