@@ -473,6 +473,9 @@ const REJECTED: &str = "the backend rejected the payload, or a header it require
 const BACKPRESSURE: &str =
     "back-pressure: the backend is overloaded or over a quota and asks to slow down";
 const SERVER_ERROR: &str = "the backend failed to handle the export: check its logs";
+const GRPC_NO_TRACES: &str = "the endpoint has no OTLP gRPC service for traces: to send metrics \
+                              only, set OTEL_TRACES_EXPORTER=none; if it should take traces, \
+                              check OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL";
 
 // ---------------------------------------------------------------------------
 // OTLP/HTTP status classes
@@ -503,8 +506,9 @@ fn http_404_no_endpoint_for_the_signal() {
     http_status(
         404,
         "HTTP 404 Not Found",
-        "the backend has no endpoint at /v1/traces: check the path in \
-         OTEL_EXPORTER_OTLP_ENDPOINT, or turn traces off with OTEL_TRACES_EXPORTER=none",
+        "the endpoint has no traces receiver: to send metrics only, set \
+         OTEL_TRACES_EXPORTER=none; if it should take traces, check the path in \
+         OTEL_EXPORTER_OTLP_ENDPOINT",
     );
 }
 
@@ -555,8 +559,9 @@ fn http_404_for_metrics_says_how_to_turn_them_off() {
             &format!("http://127.0.0.1:{port}/v1/metrics"),
             "HTTP 404 Not Found",
             "metric exports are being dropped",
-            "the backend has no endpoint at /v1/metrics: check the path in \
-             OTEL_EXPORTER_OTLP_ENDPOINT, or turn metrics off with OTEL_METRICS_EXPORTER=none"
+            "the endpoint has no metrics receiver: to send traces only, set \
+             OTEL_METRICS_EXPORTER=none; if it should take metrics, check the path in \
+             OTEL_EXPORTER_OTLP_ENDPOINT"
         )],
         "{}",
         run.text()
@@ -603,12 +608,7 @@ fn grpc_permission_denied_credentials() {
 
 #[test]
 fn grpc_unimplemented_no_service_for_the_signal() {
-    grpc_status(
-        GrpcAnswer::Status(12),
-        "gRPC UNIMPLEMENTED",
-        "the backend has no OTLP gRPC service for traces: check OTEL_EXPORTER_OTLP_ENDPOINT, \
-         or turn traces off with OTEL_TRACES_EXPORTER=none",
-    );
+    grpc_status(GrpcAnswer::Status(12), "gRPC UNIMPLEMENTED", GRPC_NO_TRACES);
 }
 
 #[test]
@@ -635,12 +635,7 @@ fn grpc_internal_backend_error() {
 #[test]
 fn grpc_behind_a_proxy_answering_http_statuses() {
     grpc_status(GrpcAnswer::Http(401), "gRPC UNAUTHENTICATED", CREDENTIALS);
-    grpc_status(
-        GrpcAnswer::Http(404),
-        "gRPC UNIMPLEMENTED",
-        "the backend has no OTLP gRPC service for traces: check OTEL_EXPORTER_OTLP_ENDPOINT, \
-         or turn traces off with OTEL_TRACES_EXPORTER=none",
-    );
+    grpc_status(GrpcAnswer::Http(404), "gRPC UNIMPLEMENTED", GRPC_NO_TRACES);
 }
 
 // ---------------------------------------------------------------------------

@@ -21,7 +21,11 @@ fn invalid_environment_values_are_errors_naming_the_variable() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grcp")], "OTEL_EXPORTER_OTLP_PROTOCOL=\"grcp\" is not valid: expected `grpc` or `http/protobuf`"),
         (&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT=\"collector:4317\" is not valid: expected a URL such as `http://localhost:4317` (with the http:// or https:// scheme)"),
-        (&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "api-key")], "OTEL_EXPORTER_OTLP_METRICS_HEADERS=\"api-key\" is not valid"),
+        // A header list is shown by its keys only: an entry without `=` could be a pasted token.
+        (&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "api-key")], "OTEL_EXPORTER_OTLP_METRICS_HEADERS=\"***\" is not valid: expected a comma-separated list of headers, e.g. `key1=value1,key2=value2` (entry 1 has no `=`)"),
+        (&[("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc,authorization")], "OTEL_EXPORTER_OTLP_HEADERS=\"x-api-key=***,***\" is not valid: expected a comma-separated list of headers, e.g. `key1=value1,key2=value2` (entry 2 has no `=`)"),
+        (&[("OTEL_BSP_MAX_QUEUE_SIZE", "100000000")], "OTEL_BSP_MAX_QUEUE_SIZE=\"100000000\" is not valid: expected at most 1048576 spans (the upper bound"),
+        (&[("OTEL_METRIC_EXPORT_INTERVAL", "86400000")], "OTEL_METRIC_EXPORT_INTERVAL=\"86400000\" is not valid: expected at most 3600000 milliseconds (1 hour, the upper bound for this interval)"),
         (&[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "5s")], "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=\"5s\" is not valid: expected a whole number of milliseconds"),
         (&[("OTEL_METRIC_EXPORT_INTERVAL", "-1")], "OTEL_METRIC_EXPORT_INTERVAL=\"-1\" is not valid"),
         (&[("OTEL_METRICS_EXPORTER", "prometheus2")], "OTEL_METRICS_EXPORTER=\"prometheus2\" is not valid"),

@@ -4,8 +4,27 @@
 //! hours later as "no data in Grafana". Every error names the variable and what it
 //! accepts. Unset or empty variables mean "use the default", as the OpenTelemetry
 //! environment specification says.
+//!
+//! Everything that comes from outside has an upper bound, so that no value can
+//! exhaust memory or hold an export forever; a value above it is an error
+//! naming the variable, the bound and what to write instead:
+//!
+//! | variables | accepted |
+//! |---|---|
+//! | `OTEL_BSP_MAX_QUEUE_SIZE` | 1 to [`MAX_QUEUE_SIZE`] spans |
+//! | `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | 1 to [`MAX_EXPORT_BATCH_SIZE`] spans, and at most the queue size |
+//! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_METRIC_EXPORT_INTERVAL` (intervals) | up to [`MAX_INTERVAL`] (1 hour); the metric interval at least 1 ms |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` (+ per signal), `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_METRIC_EXPORT_TIMEOUT` (timeouts) | 1 ms to [`MAX_TIMEOUT`] (10 minutes) |
+//! | `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` | 1 to [`MAX_ATTRIBUTE_VALUE_LENGTH`] characters |
+//! | `OTEL_AGENT_METRIC_CARDINALITY_LIMIT` | 1 to [`MAX_CARDINALITY_LIMIT`] attribute sets per metric (default 2000) |
+//!
+//! A value that is not UTF-8 in any `OTEL_*` variable is an error naming the
+//! variable ([`check_unicode`]), never "unset". Messages never show header
+//! values or the credentials of a URL ([`printable_endpoint`],
+//! [`printable_headers`]).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::error::InitError;
@@ -88,7 +107,8 @@ pub enum SamplerKind {
 }
 
 /// One signal's OTLP settings, resolved from the generic and per-signal variables.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` shows header keys only and the endpoint without credentials.
+#[derive(Clone, PartialEq)]
 pub(crate) struct OtlpSettings {
     /// The full URL to send to (for HTTP, including `/v1/traces` or `/v1/metrics`).
     pub endpoint: Option<String>,
@@ -97,13 +117,29 @@ pub(crate) struct OtlpSettings {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for OtlpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OtlpSettings")
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(printable_endpoint),
+            )
+            .field("protocol", &self.protocol)
+            .field("header_keys", &keys)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// The variables that chose a signal's OTLP export, to name them when this
 /// build leaves that export out.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct OtlpOrigin {
     /// `OTEL_TRACES_EXPORTER` or `OTEL_METRICS_EXPORTER`, when it says `otlp`.
     pub exporter_var: Option<&'static str>,
-    /// The endpoint variable in effect, and its value.
+    /// The endpoint variable in effect, and its value as messages show it
+    /// (without credentials).
     pub endpoint: Option<(&'static str, String)>,
     /// The protocol variable in effect, and its value.
     pub protocol: Option<(&'static str, String)>,
@@ -127,10 +163,21 @@ pub(crate) struct Settings {
     pub prometheus_host: String,
     pub prometheus_port: u16,
     pub batch: BatchSettings,
+    /// The longest attribute value to export, in characters, from
+    /// `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` (which wins) or
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`: 1 to [`MAX_ATTRIBUTE_VALUE_LENGTH`];
+    /// `None` when neither is set (no limit from the environment).
+    pub attribute_value_length_limit: Option<usize>,
+    /// `OTEL_AGENT_METRIC_CARDINALITY_LIMIT`: attribute sets kept per metric
+    /// before the SDK merges new ones into its overflow series.
+    pub metric_cardinality_limit: usize,
 }
 
 /// The span queue of the OTLP exporter (`OTEL_BSP_*`): the memory cap while the
-/// collector is slow or away.
+/// collector is slow or away. The queue grows only as spans wait (see
+/// `span_queue.rs`), so its default count holds a burst of tens of thousands
+/// of calls without costing memory until one comes; 64 MiB of span data
+/// bound it as well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BatchSettings {
     /// Spans waiting for export at most; more are dropped (and counted).
@@ -144,7 +191,7 @@ pub(crate) struct BatchSettings {
 impl Default for BatchSettings {
     fn default() -> Self {
         Self {
-            max_queue_size: 2048,
+            max_queue_size: 65_536,
             max_export_batch_size: 512,
             schedule_delay: Duration::from_secs(5),
         }
@@ -160,6 +207,37 @@ pub(crate) const DEFAULT_PROMETHEUS_PORT: u16 = 9464;
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The largest span queue `OTEL_BSP_MAX_QUEUE_SIZE` may ask for: 2^20 spans.
+/// A queued span holds its attributes and events (a kilobyte or more for a
+/// model call), so a queue this full is already a gigabyte; the issue's
+/// `100000000` aborted the process before it exported anything.
+pub(crate) const MAX_QUEUE_SIZE: usize = 1 << 20;
+/// The largest export batch `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` may ask for: 2^16
+/// spans. Collectors refuse requests above a few megabytes (gRPC's default is
+/// 4 MiB), which a batch this large already exceeds.
+pub(crate) const MAX_EXPORT_BATCH_SIZE: usize = 1 << 16;
+/// The longest interval or delay (`OTEL_METRIC_EXPORT_INTERVAL`,
+/// `OTEL_BSP_SCHEDULE_DELAY`, the builder's `metric_export_interval`): one
+/// hour. Beyond it, data waits so long that a restart loses it all.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// The longest timeout (`OTEL_EXPORTER_OTLP_TIMEOUT` and its per-signal
+/// variants, `OTEL_BSP_EXPORT_TIMEOUT`, `OTEL_METRIC_EXPORT_TIMEOUT`, the
+/// builder's `shutdown_timeout`): ten minutes. An export that has not been
+/// answered by then will not be.
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The largest `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` /
+/// `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`: 2^20 characters, up to 4 MiB of
+/// UTF-8, which is what a collector accepts in one request by default.
+pub(crate) const MAX_ATTRIBUTE_VALUE_LENGTH: usize = 1 << 20;
+
+/// Our variable for the metrics' cardinality limit (the specification names
+/// none); each attribute set costs memory for the life of the process.
+const CARDINALITY_VAR: &str = "OTEL_AGENT_METRIC_CARDINALITY_LIMIT";
+
+/// The most attribute sets a metric may keep: about 100 MB for one of our
+/// histograms with this many series.
+pub(crate) const MAX_CARDINALITY_LIMIT: usize = 100_000;
+
 /// A source of environment values; tests pass a map, `init()` the process environment.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -169,10 +247,13 @@ fn get(lookup: Lookup<'_>, var: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The error for `var=value`. Values that may hold credentials are never
+/// kept as given: header lists show their keys only, URLs lose their user
+/// and password.
 fn invalid(var: &'static str, value: &str, expected: impl Into<String>) -> InitError {
     InitError::InvalidEnv {
         var,
-        value: value.to_owned(),
+        value: printable_value(var, value),
         expected: expected.into(),
     }
 }
@@ -185,17 +266,127 @@ pub(crate) fn parse_bool(var: &'static str, value: &str) -> Result<bool, InitErr
     }
 }
 
-fn parse_millis(var: &'static str, value: &str) -> Result<Duration, InitError> {
-    value
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| invalid(var, value, "a whole number of milliseconds, e.g. `10000`"))
+/// A duration as the bounds are written: `1 hour`, `10 minutes`, `1 ms`.
+fn words(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs, d.subsec_nanos()) {
+        (0, _) => format!("{} ms", d.as_millis()),
+        (s, 0) if s % 3600 == 0 => plural(s / 3600, "hour"),
+        (s, 0) if s % 60 == 0 => plural(s / 60, "minute"),
+        (s, 0) => plural(s, "second"),
+        _ => format!("{} ms", d.as_millis()),
+    }
 }
 
-fn parse_count(var: &'static str, value: &str) -> Result<usize, InitError> {
+fn plural(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// What a duration variable accepts: its kind (for the message), its range
+/// and its default.
+#[derive(Debug, Clone, Copy)]
+struct MillisRange {
+    /// `interval`, `delay` or `timeout`.
+    kind: &'static str,
+    min: Duration,
+    max: Duration,
+    default: Duration,
+}
+
+/// A timeout: 1 ms to [`MAX_TIMEOUT`].
+const TIMEOUT_RANGE: MillisRange = MillisRange {
+    kind: "timeout",
+    min: Duration::from_millis(1),
+    max: MAX_TIMEOUT,
+    default: DEFAULT_TIMEOUT,
+};
+
+impl MillisRange {
+    fn expected(&self) -> String {
+        format!(
+            "a whole number of milliseconds from {} to {} ({}), e.g. `{}`",
+            self.min.as_millis(),
+            self.max.as_millis(),
+            words(self.max),
+            self.default.as_millis()
+        )
+    }
+
+    fn too_long(&self) -> String {
+        format!(
+            "at most {} milliseconds ({}, the upper bound for this {}): write a smaller \
+             number, or unset it for the default ({})",
+            self.max.as_millis(),
+            words(self.max),
+            self.kind,
+            self.default.as_millis()
+        )
+    }
+
+    /// Checks a duration given in code, for `setting`.
+    fn check_setting(&self, setting: &'static str, value: Duration) -> Result<Duration, InitError> {
+        if (self.min..=self.max).contains(&value) {
+            return Ok(value);
+        }
+        Err(InitError::InvalidSetting {
+            setting,
+            value: format!("{value:?}"),
+            expected: format!(
+                "a duration from {} to {} (the upper bound for this {})",
+                words(self.min),
+                words(self.max),
+                self.kind
+            ),
+        })
+    }
+}
+
+/// Milliseconds within `range`: beyond its bound is an error saying the bound.
+fn parse_millis(var: &'static str, value: &str, range: MillisRange) -> Result<Duration, InitError> {
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(var, value, range.expected()));
+    }
+    // All digits: a number too large for a u64 is above every bound too.
+    let millis = value.parse::<u64>().unwrap_or(u64::MAX);
+    let d = Duration::from_millis(millis);
+    if d > range.max {
+        Err(invalid(var, value, range.too_long()))
+    } else if d < range.min {
+        Err(invalid(var, value, range.expected()))
+    } else {
+        Ok(d)
+    }
+}
+
+/// A count from 1 to `max` of `what` (`spans`, `characters`); `example` is
+/// shown for a value that is not a number, `unset` says what unsetting gives.
+fn parse_count(
+    var: &'static str,
+    value: &str,
+    what: &str,
+    max: usize,
+    (example, unset): (&str, &str),
+) -> Result<usize, InitError> {
+    let expected = || format!("a positive whole number of {what}, at most {max}, e.g. `{example}`");
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(var, value, expected()));
+    }
     match value.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(invalid(var, value, "a positive whole number, e.g. `2048`")),
+        Ok(0) => Err(invalid(var, value, expected())),
+        Ok(n) if n <= max => Ok(n),
+        // All digits: too large for a usize is above the bound too.
+        _ => Err(invalid(
+            var,
+            value,
+            format!(
+                "at most {max} {what} (the upper bound, so that no setting can exhaust \
+                 memory): write a smaller number, or unset it {unset}"
+            ),
+        )),
     }
 }
 
@@ -228,13 +419,28 @@ fn parse_batch(lookup: Lookup<'_>) -> Result<BatchSettings, InitError> {
     const QUEUE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
     const BATCH: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
     const DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+    const TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
     let mut batch = BatchSettings::default();
     if let Some(v) = get(lookup, QUEUE) {
-        batch.max_queue_size = parse_count(QUEUE, &v)?;
+        let default = batch.max_queue_size.to_string();
+        batch.max_queue_size = parse_count(
+            QUEUE,
+            &v,
+            "spans",
+            MAX_QUEUE_SIZE,
+            (&default, &format!("for the default ({default})")),
+        )?;
     }
     match get(lookup, BATCH) {
         Some(v) => {
-            batch.max_export_batch_size = parse_count(BATCH, &v)?;
+            let default = batch.max_export_batch_size.to_string();
+            batch.max_export_batch_size = parse_count(
+                BATCH,
+                &v,
+                "spans",
+                MAX_EXPORT_BATCH_SIZE,
+                (&default, &format!("for the default ({default})")),
+            )?;
             if batch.max_export_batch_size > batch.max_queue_size {
                 return Err(invalid(
                     BATCH,
@@ -249,7 +455,28 @@ fn parse_batch(lookup: Lookup<'_>) -> Result<BatchSettings, InitError> {
         None => batch.max_export_batch_size = batch.max_export_batch_size.min(batch.max_queue_size),
     }
     if let Some(v) = get(lookup, DELAY) {
-        batch.schedule_delay = parse_millis(DELAY, &v)?;
+        batch.schedule_delay = parse_millis(
+            DELAY,
+            &v,
+            MillisRange {
+                kind: "delay",
+                min: Duration::ZERO,
+                max: MAX_INTERVAL,
+                default: batch.schedule_delay,
+            },
+        )?;
+    }
+    // Read by the SDK's batch processors, not by ours (each export is bounded
+    // by OTEL_EXPORTER_OTLP_TIMEOUT); checked so that no value is taken on trust.
+    if let Some(v) = get(lookup, TIMEOUT) {
+        parse_millis(
+            TIMEOUT,
+            &v,
+            MillisRange {
+                default: Duration::from_secs(30),
+                ..TIMEOUT_RANGE
+            },
+        )?;
     }
     Ok(batch)
 }
@@ -330,23 +557,41 @@ fn parse_endpoint(var: &'static str, value: &str) -> Result<String, InitError> {
 }
 
 /// `key=value,key2=value2`, values percent-decoded, as the specification's header
-/// and resource-attribute lists are written.
+/// and resource-attribute lists are written. An error names the entry that is
+/// wrong by its position (and its key, when that is printable), never by its value.
 fn parse_pairs(
     var: &'static str,
     value: &str,
     what: &str,
 ) -> Result<Vec<(String, String)>, InitError> {
-    let expected = || format!("a comma-separated list of {what}, e.g. `key1=value1,key2=value2`");
+    let expected = |why: String| {
+        format!("a comma-separated list of {what}, e.g. `key1=value1,key2=value2` ({why})")
+    };
     let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    let items = value.split(',').map(str::trim).filter(|s| !s.is_empty());
+    for (i, item) in items.enumerate() {
+        let entry = format!("entry {}", i + 1);
         let (key, val) = item
             .split_once('=')
-            .ok_or_else(|| invalid(var, value, expected()))?;
+            .ok_or_else(|| invalid(var, value, expected(format!("{entry} has no `=`"))))?;
         let key = key.trim();
         if key.is_empty() {
-            return Err(invalid(var, value, expected()));
+            return Err(invalid(
+                var,
+                value,
+                expected(format!("{entry} has no key before `=`")),
+            ));
         }
-        let val = percent_decode(val.trim()).ok_or_else(|| invalid(var, value, expected()))?;
+        let val = percent_decode(val.trim()).ok_or_else(|| {
+            invalid(
+                var,
+                value,
+                expected(format!(
+                    "the value of {entry} is not valid percent-encoding: `%` must be followed \
+                     by two hex digits, and the result must be UTF-8"
+                )),
+            )
+        })?;
         out.push((key.to_owned(), val));
     }
     Ok(out)
@@ -371,18 +616,145 @@ fn percent_decode(s: &str) -> Option<String> {
 
 fn parse_headers(var: &'static str, value: &str) -> Result<Vec<(String, String)>, InitError> {
     let headers = parse_pairs(var, value, "headers")?;
-    for (name, val) in &headers {
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || http::HeaderValue::from_str(val).is_err()
-        {
-            return Err(invalid(
-                var,
-                value,
-                "headers as `name=value` pairs with valid HTTP header names and values",
-            ));
-        }
+    for (i, (name, val)) in headers.iter().enumerate() {
+        let why = if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            format!(
+                "the name of entry {} is not a valid HTTP header name",
+                i + 1
+            )
+        } else if val.trim_matches('=').trim().is_empty() {
+            // Most often a pasted token whose base64 padding looked like `=`.
+            format!("entry {} has no value after `=`", i + 1)
+        } else if http::HeaderValue::from_str(val).is_err() {
+            format!(
+                "the value of entry {} (`{name}`) is not a valid HTTP header value",
+                i + 1
+            )
+        } else {
+            continue;
+        };
+        return Err(invalid(
+            var,
+            value,
+            format!(
+                "headers as `name=value` pairs with valid HTTP header names and values, e.g. \
+                 `authorization=Bearer%20<token>` ({why}; values are not shown)"
+            ),
+        ));
     }
     Ok(headers)
+}
+
+/// Whether `var` may hold credentials in its value: header lists.
+fn holds_headers(name: &str) -> bool {
+    name.ends_with("_HEADERS") || name == "headers"
+}
+
+/// Whether `var` (or a builder setting) holds an endpoint URL, which may carry
+/// a user and password.
+fn holds_endpoint(name: &str) -> bool {
+    name.ends_with("_ENDPOINT") || name == "endpoint"
+}
+
+/// A variable's or a builder setting's value as messages may show it: header
+/// lists by their keys only, endpoints without credentials, anything else as
+/// it is.
+pub(crate) fn printable_value(name: &str, value: &str) -> String {
+    if holds_headers(name) {
+        printable_headers(value)
+    } else if holds_endpoint(name) {
+        printable_endpoint(value)
+    } else {
+        value.to_owned()
+    }
+}
+
+/// An endpoint URL as messages may show it: without the user and password
+/// (`http://user:secret@host` becomes `http://***@host`), with query values
+/// hidden (`?key=***`) and without fragment. Works on malformed URLs too, the
+/// ones an error shows; a URL without credentials is returned unchanged.
+pub(crate) fn printable_endpoint(url: &str) -> String {
+    let (url, fragment) = match url.split_once('#') {
+        Some((url, _)) => (url, true),
+        None => (url, false),
+    };
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let (scheme, rest) = match base.find("://") {
+        Some(i) => base.split_at(i + 3),
+        None => ("", base),
+    };
+    // Everything up to the last `@` is credentials, even when what follows is
+    // malformed: over-hiding a path with an `@` is better than showing a
+    // password with a `/` in it.
+    let mut out = match rest.rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                None if param.is_empty() => String::new(),
+                None => "***".to_owned(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
+    }
+    if fragment {
+        out.push_str("#***");
+    }
+    out
+}
+
+/// A header list (`OTEL_EXPORTER_OTLP_HEADERS`) as messages may show it: each
+/// entry as `key=***`; an entry whose key could itself be a secret (not a
+/// valid header name, or with nothing after `=`, as a pasted token with
+/// base64 padding has) as `***`.
+pub(crate) fn printable_headers(value: &str) -> String {
+    let entries: Vec<String> = value
+        .split(',')
+        .map(|item| {
+            let item = item.trim();
+            match item.split_once('=') {
+                _ if item.is_empty() => String::new(),
+                Some((key, val))
+                    if key.trim().len() <= 64
+                        && http::HeaderName::from_bytes(key.trim().as_bytes()).is_ok()
+                        && !val.trim().trim_matches('=').is_empty() =>
+                {
+                    format!("{}=***", key.trim())
+                }
+                _ => "***".to_owned(),
+            }
+        })
+        .collect();
+    entries.join(",")
+}
+
+/// Free text (an exporter's error) as messages may show it: the credentials
+/// of every URL in it hidden, as [`printable_endpoint`] does.
+pub(crate) fn printable_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The URL's start: back to the scheme.
+        let scheme_start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |j| j + 1);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .map_or(rest.len(), |j| i + j);
+        out.push_str(&rest[..scheme_start]);
+        out.push_str(&printable_endpoint(&rest[scheme_start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse_sampler(lookup: Lookup<'_>) -> Result<SamplerKind, InitError> {
@@ -443,24 +815,22 @@ const METRICS: SignalVars = SignalVars {
     path: "v1/metrics",
 };
 
-/// The port 4318 is the collector's OTLP/HTTP port: an endpoint on it with no
-/// protocol given means HTTP, anything else gRPC (the Rust ecosystem's default).
-/// With no endpoint either, a build with HTTP only uses HTTP (to the exporter's
-/// default, `localhost:4318`).
-fn default_protocol(endpoint: Option<&str>) -> Protocol {
-    let Some(endpoint) = endpoint else {
-        return if Protocol::Grpc.is_built() || !Protocol::HttpProtobuf.is_built() {
-            Protocol::Grpc
-        } else {
-            Protocol::HttpProtobuf
-        };
-    };
-    match endpoint
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.port_u16())
-    {
+/// The protocol when none is given: `http/protobuf`, the OpenTelemetry
+/// specification's default, except for an endpoint on port 4317 (the
+/// collector's OTLP gRPC port), which means gRPC. A build without the
+/// `otlp-http` feature uses gRPC for any endpoint not on port 4318 (the
+/// OTLP/HTTP port, which always means HTTP). With no endpoint, the exporter
+/// sends to its default, `localhost:4318` (HTTP) or `localhost:4317` (gRPC).
+pub(crate) fn default_protocol(endpoint: Option<&str>) -> Protocol {
+    let port = endpoint
+        .and_then(|e| e.parse::<http::Uri>().ok())
+        .and_then(|u| u.port_u16());
+    match port {
+        Some(4317) => Protocol::Grpc,
         Some(4318) => Protocol::HttpProtobuf,
+        _ if Protocol::HttpProtobuf.is_built() || !Protocol::Grpc.is_built() => {
+            Protocol::HttpProtobuf
+        }
         _ => Protocol::Grpc,
     }
 }
@@ -492,8 +862,8 @@ fn parse_signal(
     let origin = OtlpOrigin {
         exporter_var: None,
         endpoint: match (&signal_endpoint, &base_endpoint) {
-            (Some(e), _) => Some((vars.endpoint, e.clone())),
-            (None, Some(b)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", b.clone())),
+            (Some(e), _) => Some((vars.endpoint, printable_endpoint(e))),
+            (None, Some(b)) => Some(("OTEL_EXPORTER_OTLP_ENDPOINT", printable_endpoint(b))),
             (None, None) => None,
         },
         protocol: protocol_var,
@@ -506,19 +876,20 @@ fn parse_signal(
         (None, Some(b), Protocol::Grpc) => Some(b),
         (None, None, _) => None,
     };
+    let generic_headers = get(lookup, "OTEL_EXPORTER_OTLP_HEADERS")
+        .map(|v| parse_headers("OTEL_EXPORTER_OTLP_HEADERS", &v))
+        .transpose()?;
     let headers = match get(lookup, vars.headers) {
         Some(v) => parse_headers(vars.headers, &v)?,
-        None => match get(lookup, "OTEL_EXPORTER_OTLP_HEADERS") {
-            Some(v) => parse_headers("OTEL_EXPORTER_OTLP_HEADERS", &v)?,
-            None => Vec::new(),
-        },
+        None => generic_headers.unwrap_or_default(),
     };
+    // Both are checked, whichever is used.
+    let generic_timeout = get(lookup, "OTEL_EXPORTER_OTLP_TIMEOUT")
+        .map(|v| parse_millis("OTEL_EXPORTER_OTLP_TIMEOUT", &v, TIMEOUT_RANGE))
+        .transpose()?;
     let timeout = match get(lookup, vars.timeout) {
-        Some(v) => parse_millis(vars.timeout, &v)?,
-        None => match get(lookup, "OTEL_EXPORTER_OTLP_TIMEOUT") {
-            Some(v) => parse_millis("OTEL_EXPORTER_OTLP_TIMEOUT", &v)?,
-            None => DEFAULT_TIMEOUT,
-        },
+        Some(v) => parse_millis(vars.timeout, &v, TIMEOUT_RANGE)?,
+        None => generic_timeout.unwrap_or(DEFAULT_TIMEOUT),
     };
     Ok((
         OtlpSettings {
@@ -568,15 +939,20 @@ impl Settings {
             metrics_origin.exporter_var = Some("OTEL_METRICS_EXPORTER");
         }
         let metric_interval = get(lookup, "OTEL_METRIC_EXPORT_INTERVAL")
-            .map(|v| parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v))
+            .map(|v| parse_millis("OTEL_METRIC_EXPORT_INTERVAL", &v, METRIC_INTERVAL_RANGE))
             .transpose()?
             .unwrap_or(DEFAULT_METRIC_INTERVAL);
-        if metric_interval.is_zero() {
-            return Err(invalid(
-                "OTEL_METRIC_EXPORT_INTERVAL",
-                "0",
-                "a positive number of milliseconds",
-            ));
+        // Read by the SDK's async-runtime reader only, not by ours (each export
+        // is bounded by OTEL_EXPORTER_OTLP_TIMEOUT); checked all the same.
+        if let Some(v) = get(lookup, "OTEL_METRIC_EXPORT_TIMEOUT") {
+            parse_millis(
+                "OTEL_METRIC_EXPORT_TIMEOUT",
+                &v,
+                MillisRange {
+                    default: Duration::from_secs(30),
+                    ..TIMEOUT_RANGE
+                },
+            )?;
         }
         let prometheus_host = match get(lookup, "OTEL_EXPORTER_PROMETHEUS_HOST") {
             Some(v) => check_listen_host(&v)
@@ -608,8 +984,117 @@ impl Settings {
             prometheus_host,
             prometheus_port,
             batch: parse_batch(lookup)?,
+            attribute_value_length_limit: parse_attribute_value_length_limit(lookup)?,
+            metric_cardinality_limit: get(lookup, CARDINALITY_VAR)
+                .map(|v| {
+                    parse_count(
+                        CARDINALITY_VAR,
+                        &v,
+                        "attribute sets",
+                        MAX_CARDINALITY_LIMIT,
+                        ("10000", "for the default of 2000"),
+                    )
+                })
+                .transpose()?
+                .unwrap_or(crate::cardinality::DEFAULT_CARDINALITY_LIMIT),
         })
     }
+
+    /// Reads the process environment, refusing any `OTEL_*` variable whose
+    /// value is not UTF-8 (which `std::env::var` would report as unset).
+    pub(crate) fn from_process_env() -> Result<Self, InitError> {
+        check_unicode(std::env::vars_os())?;
+        Self::from_env(&|k| std::env::var(k).ok())
+    }
+}
+
+/// The metric export interval: 1 ms to [`MAX_INTERVAL`].
+const METRIC_INTERVAL_RANGE: MillisRange = MillisRange {
+    kind: "interval",
+    min: Duration::from_millis(1),
+    max: MAX_INTERVAL,
+    default: DEFAULT_METRIC_INTERVAL,
+};
+
+/// Checks the durations given to the builder against the same bounds as the
+/// environment's: `metric_export_interval` as `OTEL_METRIC_EXPORT_INTERVAL`
+/// (1 ms to 1 hour), `shutdown_timeout` up to [`MAX_TIMEOUT`] (zero allowed:
+/// do not wait).
+pub(crate) fn check_builder_durations(
+    metric_interval: Option<Duration>,
+    shutdown_timeout: Duration,
+) -> Result<(), InitError> {
+    if let Some(interval) = metric_interval {
+        METRIC_INTERVAL_RANGE.check_setting("metric_export_interval", interval)?;
+    }
+    MillisRange {
+        min: Duration::ZERO,
+        ..TIMEOUT_RANGE
+    }
+    .check_setting("shutdown_timeout", shutdown_timeout)?;
+    Ok(())
+}
+
+/// `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`
+/// (both are checked); `None`: no limit.
+fn parse_attribute_value_length_limit(lookup: Lookup<'_>) -> Result<Option<usize>, InitError> {
+    let parse = |var: &'static str| {
+        get(lookup, var)
+            .map(|v| {
+                parse_count(
+                    var,
+                    &v,
+                    "characters",
+                    MAX_ATTRIBUTE_VALUE_LENGTH,
+                    ("4096", "for no limit"),
+                )
+            })
+            .transpose()
+    };
+    let generic = parse("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")?;
+    let span = parse("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")?;
+    Ok(span.or(generic))
+}
+
+/// The longest value a non-UTF-8 error shows, in bytes.
+const SHOWN_BYTES: usize = 64;
+
+/// Refuses the first `OTEL_*` variable (which includes `OTEL_AGENT_*`) whose
+/// value is not UTF-8: `std::env::var` reports it as unset, which would turn
+/// `OTEL_SDK_DISABLED` off or an endpoint into the console default without a
+/// word. The error shows the value with its bytes escaped, except for
+/// variables that may hold credentials.
+pub(crate) fn check_unicode(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<(), InitError> {
+    for (name, value) in vars {
+        let name_bytes = name.as_encoded_bytes();
+        if !name_bytes.starts_with(b"OTEL_") || value.to_str().is_some() {
+            continue;
+        }
+        let var = name.to_string_lossy().into_owned();
+        let bytes = value.as_encoded_bytes();
+        let shown = if holds_headers(&var) || holds_endpoint(&var) {
+            "<not shown>".to_owned()
+        } else {
+            let mut shown = bytes[..bytes.len().min(SHOWN_BYTES)]
+                .escape_ascii()
+                .to_string();
+            if bytes.len() > SHOWN_BYTES {
+                shown.push('…');
+            }
+            shown
+        };
+        let at = std::str::from_utf8(bytes)
+            .err()
+            .map_or(0, |e| e.valid_up_to());
+        return Err(InitError::NotUnicode {
+            var,
+            value: shown,
+            position: at,
+        });
+    }
+    Ok(())
 }
 
 /// What the builder set that decides OTLP export, for [`check_otlp_built`].
@@ -719,7 +1204,7 @@ fn otlp_left_out(
     if let Some(url) = builder.endpoint {
         return InitError::InvalidSetting {
             setting: "endpoint",
-            value: url.to_owned(),
+            value: printable_endpoint(url),
             expected: format!("none: OTLP export needs {why}"),
         };
     }
@@ -748,8 +1233,10 @@ fn protocol_left_out(
 ) -> InitError {
     let other = protocol.other();
     let why = left_out(&format!("`{}`", protocol.feature()));
+    // Without a protocol, this build picks the one it leaves out only for the
+    // port that always means it.
     let port = match protocol {
-        Protocol::Grpc => "not on port 4318",
+        Protocol::Grpc => "on port 4317",
         Protocol::HttpProtobuf => "on port 4318",
     };
     if builder.protocol.is_some() {
@@ -758,7 +1245,7 @@ fn protocol_left_out(
     if let Some(url) = builder.endpoint {
         return InitError::InvalidSetting {
             setting: "endpoint",
-            value: url.to_owned(),
+            value: printable_endpoint(url),
             expected: format!(
                 "`protocol(Protocol::{other:?})` with it: without a protocol, an endpoint \
                  {port} means `{protocol:?}`, which needs {why}"
@@ -777,7 +1264,7 @@ fn protocol_left_out(
         );
     }
     let reason = match &origin.endpoint {
-        Some((var, url)) => format!("for {var}={url:?} ({port})"),
+        Some((var, url)) => format!("for {var}={:?} ({port})", printable_endpoint(url)),
         None => "(the default)".to_owned(),
     };
     invalid(
@@ -844,14 +1331,89 @@ mod tests {
     }
 
     #[test]
-    fn an_endpoint_selects_otlp_and_grpc_by_default() {
+    fn an_endpoint_selects_otlp_over_http_protobuf_by_default() {
+        // The specification's default, whatever the port but 4317.
+        for endpoint in [
+            "http://127.0.0.1:4318",
+            "http://collector:5000",
+            "https://api.example.com",
+            "http://localhost:6006/",
+        ] {
+            let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).unwrap();
+            assert_eq!(s.traces, ExporterKind::Otlp);
+            assert_eq!(s.metrics, ExporterKind::Otlp);
+            let expected = if HTTP_BUILT || !GRPC_BUILT || endpoint.contains(":4318") {
+                Protocol::HttpProtobuf
+            } else {
+                Protocol::Grpc
+            };
+            assert_eq!(s.traces_otlp.protocol, expected, "{endpoint}");
+            assert_eq!(s.metrics_otlp.protocol, expected, "{endpoint}");
+            if expected == Protocol::HttpProtobuf {
+                assert_eq!(
+                    s.traces_otlp.endpoint,
+                    Some(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                );
+            }
+        }
+        // Nothing set: the exporters' default endpoint, over HTTP too.
+        let s = settings(&[("OTEL_TRACES_EXPORTER", "otlp")]).unwrap();
+        let expected = if HTTP_BUILT || !GRPC_BUILT {
+            Protocol::HttpProtobuf
+        } else {
+            Protocol::Grpc
+        };
+        assert_eq!(s.traces_otlp.protocol, expected);
+        assert_eq!(s.traces_otlp.endpoint, None);
+    }
+
+    #[test]
+    fn port_4317_still_means_grpc_and_an_explicit_protocol_always_wins() {
         let s = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")]).unwrap();
-        assert_eq!(s.traces, ExporterKind::Otlp);
-        assert_eq!(s.metrics, ExporterKind::Otlp);
         assert_eq!(s.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(s.metrics_otlp.protocol, Protocol::Grpc);
         assert_eq!(
             s.traces_otlp.endpoint.as_deref(),
-            Some("http://127.0.0.1:4317")
+            Some("http://127.0.0.1:4317"),
+            "gRPC takes the endpoint as it is"
+        );
+        // A per-signal endpoint on 4317 decides for its signal only.
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+        ])
+        .unwrap();
+        assert_eq!(s.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(s.metrics_otlp.protocol, Protocol::HttpProtobuf);
+        // An explicit protocol wins over every port.
+        for (endpoint, protocol, expected) in [
+            ("http://c:4317", "http/protobuf", Protocol::HttpProtobuf),
+            ("http://c:4318", "grpc", Protocol::Grpc),
+            ("http://c:9999", "grpc", Protocol::Grpc),
+        ] {
+            let s = settings(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ])
+            .unwrap();
+            assert_eq!(s.traces_otlp.protocol, expected, "{endpoint} {protocol}");
+        }
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(s.traces_otlp.protocol, Protocol::Grpc);
+        assert_eq!(s.metrics_otlp.protocol, Protocol::HttpProtobuf);
+        assert_eq!(
+            s.metrics_otlp.endpoint.as_deref(),
+            Some("http://c:4317/v1/metrics")
+        );
+        // What the builder's `endpoint()` uses.
+        assert_eq!(default_protocol(Some("http://c:4317")), Protocol::Grpc);
+        assert_eq!(
+            default_protocol(Some("http://c:4318")),
+            Protocol::HttpProtobuf
         );
     }
 
@@ -937,7 +1499,7 @@ mod tests {
         let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "fast")]);
         assert!(e.contains("OTEL_METRIC_EXPORT_INTERVAL"), "{e}");
         let e = err(&[("OTEL_METRIC_EXPORT_INTERVAL", "0")]);
-        assert!(e.contains("positive"), "{e}");
+        assert!(e.contains("from 1 to 3600000"), "{e}");
         let e = err(&[("OTEL_SDK_DISABLED", "yes")]);
         assert!(
             e.contains("OTEL_SDK_DISABLED") && e.contains("`true` or `false`"),
@@ -1046,6 +1608,387 @@ mod tests {
         );
         let e = err(&[("OTEL_BSP_SCHEDULE_DELAY", "5s")]);
         assert!(e.contains("OTEL_BSP_SCHEDULE_DELAY"), "{e}");
+    }
+
+    /// Every number from outside has an upper bound; the error names the
+    /// variable, the bound and what to write instead.
+    #[test]
+    fn sizes_and_durations_have_upper_bounds() {
+        let s = settings(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1048576"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "65536"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "600000"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "3600000"),
+            ("OTEL_METRIC_EXPORT_TIMEOUT", "600000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "600000"),
+        ])
+        .expect("the bounds themselves are accepted");
+        assert_eq!(s.batch.max_queue_size, MAX_QUEUE_SIZE);
+        assert_eq!(s.batch.max_export_batch_size, MAX_EXPORT_BATCH_SIZE);
+        assert_eq!(s.batch.schedule_delay, MAX_INTERVAL);
+        assert_eq!(s.metric_interval, MAX_INTERVAL);
+        assert_eq!(s.traces_otlp.timeout, Duration::from_millis(1));
+        assert_eq!(s.metrics_otlp.timeout, MAX_TIMEOUT);
+        assert_eq!(
+            settings(&[("OTEL_BSP_SCHEDULE_DELAY", "0")])
+                .unwrap()
+                .batch
+                .schedule_delay,
+            Duration::ZERO,
+            "no delay: export as spans come"
+        );
+
+        let queue = String::from(
+            "OTEL_BSP_MAX_QUEUE_SIZE=\"100000000\" is not valid: expected at most 1048576 spans \
+             (the upper bound, so that no setting can exhaust memory): write a smaller number, \
+             or unset it for the default (65536)",
+        );
+        assert_eq!(err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100000000")]), queue);
+        // Too large for any integer type: the same bound, not "not a number".
+        let e = err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "99999999999999999999999")]);
+        assert!(e.contains("at most 1048576 spans"), "{e}");
+        let e = err(&[("OTEL_BSP_MAX_QUEUE_SIZE", "1048577")]);
+        assert!(e.contains("at most 1048576 spans"), "{e}");
+        let e = err(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "1048576"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "65537"),
+        ]);
+        assert!(
+            e.starts_with("OTEL_BSP_MAX_EXPORT_BATCH_SIZE=\"65537\" is not valid")
+                && e.contains("at most 65536 spans")
+                && e.contains("unset it for the default (512)"),
+            "{e}"
+        );
+        for (var, bound, words, default) in [
+            ("OTEL_METRIC_EXPORT_INTERVAL", 3_600_000, "1 hour", "60000"),
+            ("OTEL_BSP_SCHEDULE_DELAY", 3_600_000, "1 hour", "5000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", 600_000, "10 minutes", "10000"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                600_000,
+                "10 minutes",
+                "10000",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                600_000,
+                "10 minutes",
+                "10000",
+            ),
+            ("OTEL_BSP_EXPORT_TIMEOUT", 600_000, "10 minutes", "30000"),
+            ("OTEL_METRIC_EXPORT_TIMEOUT", 600_000, "10 minutes", "30000"),
+        ] {
+            let over = (bound + 1).to_string();
+            let e = err(&[(var, over.as_str())]);
+            let kind = if var.contains("TIMEOUT") {
+                "timeout"
+            } else if var.contains("DELAY") {
+                "delay"
+            } else {
+                "interval"
+            };
+            assert_eq!(
+                e,
+                format!(
+                    "{var}=\"{over}\" is not valid: expected at most {bound} milliseconds \
+                     ({words}, the upper bound for this {kind}): write a smaller number, or \
+                     unset it for the default ({default})"
+                )
+            );
+            let e = err(&[(var, "18446744073709551616")]);
+            assert!(e.contains(&format!("at most {bound} milliseconds")), "{e}");
+        }
+        // A zero timeout can never deliver anything.
+        let e = err(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")]);
+        assert!(
+            e.contains("a whole number of milliseconds from 1 to 600000 (10 minutes)"),
+            "{e}"
+        );
+        // The generic variable is checked even when a per-signal one is set.
+        let e = err(&[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "99999999"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1000"),
+        ]);
+        assert!(e.starts_with("OTEL_EXPORTER_OTLP_TIMEOUT="), "{e}");
+    }
+
+    #[test]
+    fn the_builders_durations_have_the_same_bounds() {
+        assert!(check_builder_durations(None, Duration::from_secs(5)).is_ok());
+        assert!(check_builder_durations(Some(MAX_INTERVAL), MAX_TIMEOUT).is_ok());
+        assert!(check_builder_durations(None, Duration::ZERO).is_ok());
+        let e = check_builder_durations(
+            Some(MAX_INTERVAL + Duration::from_millis(1)),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            InitError::InvalidSetting {
+                setting: "metric_export_interval",
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "invalid metric_export_interval \"3600.001s\": expected a duration from 1 ms to 1 \
+             hour (the upper bound for this interval)"
+        );
+        let e = check_builder_durations(Some(Duration::ZERO), Duration::from_secs(5)).unwrap_err();
+        assert!(e.to_string().contains("from 1 ms to 1 hour"), "{e}");
+        let e = check_builder_durations(None, Duration::from_secs(3600)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid shutdown_timeout \"3600s\": expected a duration from 0 ms to 10 minutes \
+             (the upper bound for this timeout)"
+        );
+    }
+
+    #[test]
+    fn the_attribute_value_length_limit_is_parsed_and_bounded() {
+        assert_eq!(settings(&[]).unwrap().attribute_value_length_limit, None);
+        let limit = |vars: &[(&str, &str)]| settings(vars).unwrap().attribute_value_length_limit;
+        assert_eq!(
+            limit(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4096")]),
+            Some(4096)
+        );
+        assert_eq!(
+            limit(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100")]),
+            Some(100)
+        );
+        assert_eq!(
+            limit(&[
+                ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4096"),
+                ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256"),
+            ]),
+            Some(256),
+            "the span variable wins"
+        );
+        assert_eq!(
+            limit(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1048576")]),
+            Some(MAX_ATTRIBUTE_VALUE_LENGTH)
+        );
+        assert_eq!(
+            err(&[("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1048577")]),
+            "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT=\"1048577\" is not valid: expected at most \
+             1048576 characters (the upper bound, so that no setting can exhaust memory): write \
+             a smaller number, or unset it for no limit"
+        );
+        for bad in ["0", "-1", "1k", "4096.0"] {
+            let e = err(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", bad)]);
+            assert_eq!(
+                e,
+                format!(
+                    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT=\"{bad}\" is not valid: expected a \
+                     positive whole number of characters, at most 1048576, e.g. `4096`"
+                )
+            );
+        }
+        // Both are checked, even when the span one wins.
+        let e = err(&[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "lots"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256"),
+        ]);
+        assert!(e.starts_with("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="), "{e}");
+    }
+
+    fn os(bytes: &[u8]) -> OsString {
+        use std::os::unix::ffi::OsStrExt as _;
+        std::ffi::OsStr::from_bytes(bytes).to_owned()
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_variable() {
+        let vars = |pairs: &[(&str, &[u8])]| -> Vec<(OsString, OsString)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (OsString::from(k), os(v)))
+                .collect()
+        };
+        assert!(check_unicode(vars(&[
+            ("OTEL_SDK_DISABLED", b"true"),
+            ("HOME", b"/home/\xff"),
+            ("NOT_OTEL_X", b"\xff"),
+        ]))
+        .is_ok());
+        let e =
+            check_unicode(vars(&[("PATH", b"/bin"), ("OTEL_SDK_DISABLED", b"\xff")])).unwrap_err();
+        assert!(matches!(&e, InitError::NotUnicode { var, .. } if var == "OTEL_SDK_DISABLED"));
+        assert_eq!(
+            e.to_string(),
+            "OTEL_SDK_DISABLED=\"\\xff\" is not valid: expected UTF-8 text (the value is not \
+             UTF-8 from byte 0 on; bytes shown escaped): write it in UTF-8, or unset \
+             OTEL_SDK_DISABLED"
+        );
+        // OTEL_AGENT_* and variables we do not read ourselves are OTEL_* too.
+        for var in [
+            "OTEL_AGENT_SPAN_EVENTS",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+            "OTEL_SERVICE_NAME",
+        ] {
+            let e = check_unicode(vars(&[(var, b"caf\xe9")])).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("{var}=\"caf\\xe9\" is not valid"))
+                    && text.contains("from byte 3 on"),
+                "{text}"
+            );
+        }
+        // Values that may hold credentials are not shown at all.
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let e = check_unicode(vars(&[(var, b"authorization=Bearer s3cret\xff")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("{var}=\"<not shown>\" is not valid"))
+                    && !e.contains("s3cret"),
+                "{e}"
+            );
+        }
+        // A long value is cut.
+        let mut long = vec![b'a'; 1000];
+        long.push(0xff);
+        let e = check_unicode(vars(&[("OTEL_SERVICE_NAME", &long)]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains("from byte 1000 on"), "{e}");
+    }
+
+    /// A header list's values never reach a message: only its keys, and not
+    /// even those when they could be a pasted token.
+    #[test]
+    fn header_values_are_never_shown() {
+        const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.s3cr3tT0k3n";
+        for value in [
+            format!("authorization=Bearer {TOKEN},broken"),
+            format!("authorization=Bearer%20{TOKEN},x-bad=%zz"),
+            format!("authorization: Bearer {TOKEN}"),
+            format!("Authorization=Bearer {TOKEN}\u{7},x=1"),
+            TOKEN.to_string(),
+            format!("{TOKEN}=="),
+            format!("=Bearer {TOKEN}"),
+            format!("bad header=Bearer {TOKEN}"),
+        ] {
+            for var in [
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            ] {
+                let e = settings(&[(var, value.as_str())]).expect_err(&value);
+                let (display, debug) = (e.to_string(), format!("{e:?}"));
+                for text in [&display, &debug] {
+                    assert!(
+                        !text.contains("s3cr3t") && !text.contains("c2VjcmV0"),
+                        "{var}={value}: {text}"
+                    );
+                    assert!(text.contains(var), "{text}");
+                }
+            }
+        }
+        assert_eq!(
+            err(&[(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                &format!("authorization=Bearer {TOKEN},broken")
+            )]),
+            "OTEL_EXPORTER_OTLP_HEADERS=\"authorization=***,***\" is not valid: expected a \
+             comma-separated list of headers, e.g. `key1=value1,key2=value2` (entry 2 has no `=`)"
+        );
+        let e = err(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-api-key=ok,authorization=Bearer\u{7}secret",
+        )]);
+        assert!(
+            e.contains("x-api-key=***,authorization=***")
+                && e.contains(
+                    "the value of entry 2 (`authorization`) is not a valid HTTP header value"
+                )
+                && !e.contains("secret\u{7}"),
+            "{e}"
+        );
+        // Settings' `Debug` shows the keys only.
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:pw1@c:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                &format!("authorization=Bearer%20{TOKEN}"),
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.traces_otlp.headers[0].1, format!("Bearer {TOKEN}"));
+        let debug = format!("{s:?}");
+        assert!(
+            debug.contains("authorization") && !debug.contains("s3cr3t") && !debug.contains("pw1"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn endpoints_are_printed_without_credentials() {
+        for (url, shown) in [
+            ("http://127.0.0.1:4317", "http://127.0.0.1:4317"),
+            ("https://c:4318/v1/traces", "https://c:4318/v1/traces"),
+            ("http://user:password@host:4318", "http://***@host:4318"),
+            (
+                "http://user:password@host:4318/v1/traces",
+                "http://***@host:4318/v1/traces",
+            ),
+            ("http://token@host", "http://***@host"),
+            ("http://u:p@ss@host/x", "http://***@host/x"),
+            ("http://u:pa/ss@host", "http://***@host"),
+            ("user:password@host:4317", "***@host:4317"),
+            (
+                "http://host/v1/traces?api_key=k3y&x",
+                "http://host/v1/traces?api_key=***&***",
+            ),
+            ("http://host/#frag", "http://host/#***"),
+            ("collector:4317", "collector:4317"),
+        ] {
+            assert_eq!(printable_endpoint(url), shown, "{url}");
+            assert_eq!(printable_endpoint(shown), shown, "idempotent: {shown}");
+        }
+        assert_eq!(
+            printable_text(
+                "error sending request for url (http://user:password@host:4318/v1/traces): x"
+            ),
+            "error sending request for url (http://***@host:4318/v1/traces): x"
+        );
+        assert_eq!(printable_text("no url here"), "no url here");
+        // In every error: the environment's and the builder's.
+        let e = err(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://user:password@host:/x",
+        )]);
+        assert!(
+            e.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT=\"http://***@host:/x\" is not valid")
+                && !e.contains("password"),
+            "{e}"
+        );
+        let e = err(&[(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "user:password@host:4318",
+        )]);
+        assert!(
+            !e.contains("password") && e.contains("with the http://"),
+            "{e}"
+        );
+        let setting = InitError::InvalidSetting {
+            setting: "endpoint",
+            value: "http://user:password@host".into(),
+            expected: "x".into(),
+        };
+        for text in [setting.to_string(), format!("{setting:?}")] {
+            assert!(
+                !text.contains("password") && text.contains("***@host"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -5,25 +5,38 @@ use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkError;
 
+use crate::config::{printable_text, printable_value};
+
 /// Why telemetry could not be set up.
 ///
 /// Every variant names what to change: the environment variable and the value it
 /// expects, or the builder call that conflicts.
-#[derive(Debug, thiserror::Error)]
+///
+/// Neither its `Display` nor its `Debug` shows a secret: header lists
+/// (`OTEL_EXPORTER_OTLP_HEADERS`) appear by their keys only (`authorization=***`),
+/// endpoints without the user and password of their URL.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
     /// An `OTEL_*` environment variable holds a value that cannot be used.
-    #[error("{var}={value:?} is not valid: expected {expected}")]
+    #[error(
+        "{var}={:?} is not valid: expected {expected}",
+        printable_value(.var, .value)
+    )]
     InvalidEnv {
         /// The variable, e.g. `OTEL_EXPORTER_OTLP_PROTOCOL`.
         var: &'static str,
-        /// The value found.
+        /// The value found (for header lists, the keys only; for endpoints,
+        /// without credentials).
         value: String,
         /// What would be accepted.
         expected: String,
     },
     /// A value given to the builder cannot be used.
-    #[error("invalid {setting} {value:?}: expected {expected}")]
+    #[error(
+        "invalid {setting} {:?}: expected {expected}",
+        printable_value(.setting, .value)
+    )]
     InvalidSetting {
         /// The builder setting, e.g. `endpoint`.
         setting: &'static str,
@@ -32,8 +45,26 @@ pub enum InitError {
         /// What would be accepted.
         expected: String,
     },
+    /// An `OTEL_*` environment variable holds bytes that are not UTF-8 (which
+    /// reading it as text would otherwise take for "unset").
+    #[error(
+        "{var}=\"{value}\" is not valid: expected UTF-8 text (the value is not UTF-8 from byte \
+         {position} on; bytes shown escaped): write it in UTF-8, or unset {var}"
+    )]
+    NotUnicode {
+        /// The variable, e.g. `OTEL_SDK_DISABLED`.
+        var: String,
+        /// The value with its bytes escaped (`\xff`), or `<not shown>` for a
+        /// variable that may hold credentials.
+        value: String,
+        /// Where the first byte that is not UTF-8 is.
+        position: usize,
+    },
     /// The OTLP exporter could not be built from an otherwise valid configuration.
-    #[error("could not build the OTLP {signal} exporter: {source}")]
+    #[error(
+        "could not build the OTLP {signal} exporter: {}",
+        printable_text(&.source.to_string())
+    )]
     Exporter {
         /// `traces` or `metrics`.
         signal: &'static str,
@@ -65,6 +96,60 @@ pub enum InitError {
          subscriber instead of calling `init()`"
     )]
     SubscriberAlreadySet,
+}
+
+/// As derived, but with the values that may hold credentials made printable
+/// (`fn main() -> Result<(), InitError>` prints this).
+impl fmt::Debug for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::InvalidEnv {
+                var,
+                value,
+                expected,
+            } => f
+                .debug_struct("InvalidEnv")
+                .field("var", var)
+                .field("value", &printable_value(var, value))
+                .field("expected", expected)
+                .finish(),
+            InitError::InvalidSetting {
+                setting,
+                value,
+                expected,
+            } => f
+                .debug_struct("InvalidSetting")
+                .field("setting", setting)
+                .field("value", &printable_value(setting, value))
+                .field("expected", expected)
+                .finish(),
+            InitError::NotUnicode {
+                var,
+                value,
+                position,
+            } => f
+                .debug_struct("NotUnicode")
+                .field("var", var)
+                .field("value", value)
+                .field("position", position)
+                .finish(),
+            InitError::Exporter { signal, source } => f
+                .debug_struct("Exporter")
+                .field("signal", signal)
+                .field(
+                    "source",
+                    &format_args!("{}", printable_text(&format!("{source:?}"))),
+                )
+                .finish(),
+            InitError::PrometheusBind { address, source } => f
+                .debug_struct("PrometheusBind")
+                .field("address", address)
+                .field("source", source)
+                .finish(),
+            InitError::ExportThread(e) => f.debug_tuple("ExportThread").field(e).finish(),
+            InitError::SubscriberAlreadySet => f.write_str("SubscriberAlreadySet"),
+        }
+    }
 }
 
 /// Why flushing or shutting down telemetry failed: the OpenTelemetry SDK itself

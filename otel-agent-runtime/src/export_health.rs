@@ -2,7 +2,7 @@
 //! and never answers, answers slowly, or answers with an error status.
 //!
 //! The program itself never waits for the collector: spans go into a bounded
-//! queue (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 by default) that a background thread
+//! queue (`OTEL_BSP_MAX_QUEUE_SIZE`, 65,536 by default, and 64 MiB) that a background thread
 //! drains, and metrics are read and pushed by their own thread. What cannot be
 //! delivered is dropped, never buffered without bound, and counted here:
 //!
@@ -11,6 +11,11 @@
 //!   only counted;
 //! - when a failing export succeeds again, one line says so (the exporters
 //!   reconnect by themselves, so a collector that comes back is used at once);
+//! - a backend without a receiver for the signal (HTTP 404 or 405, gRPC
+//!   UNIMPLEMENTED: MLflow and Phoenix have no `/v1/metrics`) gets that one warning too, naming the
+//!   setting that sends the other signal only (`OTEL_METRICS_EXPORTER=none`);
+//! - no message shows the user or password of the endpoint's URL, or of a URL
+//!   in an exporter's own words ([`crate::config::printable_endpoint`]);
 //! - at shutdown, one line sums up what was not delivered, and apart from it
 //!   what was sent but not confirmed: a request that timed out on our side may
 //!   still have been stored by the backend, so it is never called lost.
@@ -248,7 +253,10 @@ fn grpc_name(debug_name: &str) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// An exporter's own words as the messages show them: at most 160
+/// characters, and never the credentials of a URL they name.
 fn shorten(text: &str) -> String {
+    let text = crate::config::printable_text(text);
     let mut short: String = text.chars().take(160).collect();
     if short.len() < text.len() {
         short.push('…');
@@ -268,7 +276,8 @@ impl Failure {
             Failure::Network | Failure::Other(_) => Class::Other,
             Failure::Http(code) => match code {
                 401 | 403 => Class::Credentials,
-                404 => Class::NoEndpoint,
+                // Phoenix answers 405 on the metrics path it does not serve.
+                404 | 405 => Class::NoEndpoint,
                 413 => Class::TooLarge,
                 400 | 422 => Class::Rejected,
                 429 | 503 => Class::Backpressure,
@@ -407,7 +416,8 @@ impl SignalHealth {
     ) -> Self {
         Self {
             signal,
-            endpoint,
+            // Every message names it: never with the credentials of its URL.
+            endpoint: crate::config::printable_endpoint(&endpoint),
             timeout,
             submitted: AtomicU64::new(0),
             handed: AtomicU64::new(0),
@@ -461,18 +471,26 @@ impl SignalHealth {
         // Cheap while healthy: one load of a flag that is set once.
         if !self.overflowed.load(Ordering::Relaxed) {
             let waiting = submitted.saturating_sub(self.handed.load(Ordering::Relaxed));
-            if waiting > self.queue_limit && !self.overflowed.swap(true, Ordering::Relaxed) {
-                self.remember(Failure::QueueFull, false);
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    (self.report)(&format!(
-                        "otel-agent: the span queue is full ({} spans waiting for {}); new spans \
-                         are being dropped — the collector is too slow or does not answer \
-                         (OTEL_BSP_MAX_QUEUE_SIZE sets the cap; further drops are counted, not \
-                         printed)",
-                        self.queue_size, self.endpoint
-                    ));
-                }
+            if waiting > self.queue_limit {
+                self.queue_overflowed();
             }
+        }
+    }
+
+    /// The span queue dropped a span (it was full by count or by bytes):
+    /// reported once.
+    pub(crate) fn queue_overflowed(&self) {
+        if self.overflowed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.remember(Failure::QueueFull, false);
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            (self.report)(&format!(
+                "otel-agent: the span queue is full ({} spans or 64 MiB waiting for {}); new \
+                 spans are being dropped — the collector is too slow or does not answer \
+                 (OTEL_BSP_MAX_QUEUE_SIZE sets the cap; further drops are counted, not printed)",
+                self.queue_size, self.endpoint
+            ));
         }
     }
 
@@ -640,17 +658,26 @@ impl SignalHealth {
             Class::Credentials => "the backend does not accept the credentials: check the API \
                                    key or token in OTEL_EXPORTER_OTLP_HEADERS"
                 .to_owned(),
-            Class::NoEndpoint => match failure {
-                Failure::Grpc(_) => format!(
-                    "the backend has no OTLP gRPC service for {signal}: check \
-                     OTEL_EXPORTER_OTLP_ENDPOINT, or turn {signal} off with {off}"
-                ),
-                _ => format!(
-                    "the backend has no endpoint at {}: check the path in \
-                     OTEL_EXPORTER_OTLP_ENDPOINT, or turn {signal} off with {off}",
-                    self.path()
-                ),
-            },
+            // A backend that takes one signal only (MLflow has no /v1/metrics):
+            // said once, with the setting that sends the other signal alone.
+            Class::NoEndpoint => {
+                let other = match self.signal {
+                    Signal::Traces => "metrics",
+                    Signal::Metrics => "traces",
+                };
+                match failure {
+                    Failure::Grpc(_) => format!(
+                        "the endpoint has no OTLP gRPC service for {signal}: to send {other} \
+                         only, set {off}; if it should take {signal}, check \
+                         OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_EXPORTER_OTLP_PROTOCOL"
+                    ),
+                    _ => format!(
+                        "the endpoint has no {signal} receiver: to send {other} only, set \
+                         {off}; if it should take {signal}, check the path in \
+                         OTEL_EXPORTER_OTLP_ENDPOINT"
+                    ),
+                }
+            }
             Class::TooLarge => format!("the export is larger than the backend accepts: {smaller}"),
             Class::Exhausted => format!(
                 "the export is larger than the backend accepts ({smaller}), or the backend asks \
@@ -674,15 +701,6 @@ impl SignalHealth {
             Class::Queue => "OTEL_BSP_MAX_QUEUE_SIZE sets the cap".to_owned(),
             Class::Other => "check the collector's logs".to_owned(),
         }
-    }
-
-    /// The endpoint's path, for "no endpoint at …".
-    fn path(&self) -> String {
-        self.endpoint
-            .parse::<http::Uri>()
-            .ok()
-            .map(|uri| uri.path().to_owned())
-            .unwrap_or_else(|| "/".to_owned())
     }
 }
 
@@ -1310,8 +1328,9 @@ mod tests {
         check(
             Failure::Http(404),
             "HTTP 404 Not Found",
-            "no endpoint at /v1/traces: check the path in OTEL_EXPORTER_OTLP_ENDPOINT, or turn \
-             traces off with OTEL_TRACES_EXPORTER=none",
+            "the endpoint has no traces receiver: to send metrics only, set \
+             OTEL_TRACES_EXPORTER=none; if it should take traces, check the path in \
+             OTEL_EXPORTER_OTLP_ENDPOINT",
         );
         check(
             Failure::Grpc("UNIMPLEMENTED"),
@@ -1370,6 +1389,11 @@ mod tests {
         check(
             Failure::Http(405),
             "HTTP 405 Method Not Allowed",
+            "the endpoint has no traces receiver",
+        );
+        check(
+            Failure::Http(406),
+            "HTTP 406 Not Acceptable",
             "the backend refused the export",
         );
         let metrics = SignalHealth::metrics(
@@ -1377,9 +1401,15 @@ mod tests {
             Duration::from_secs(1),
             capture().0,
         );
+        assert_eq!(
+            metrics.hint(&Failure::Http(404)),
+            "the endpoint has no metrics receiver: to send traces only, set \
+             OTEL_METRICS_EXPORTER=none; if it should take metrics, check the path in \
+             OTEL_EXPORTER_OTLP_ENDPOINT"
+        );
         assert!(metrics
-            .hint(&Failure::Http(404))
-            .ends_with("no endpoint at /v1/metrics: check the path in OTEL_EXPORTER_OTLP_ENDPOINT, or turn metrics off with OTEL_METRICS_EXPORTER=none"));
+            .hint(&Failure::Grpc("UNIMPLEMENTED"))
+            .starts_with("the endpoint has no OTLP gRPC service for metrics: to send traces only, set OTEL_METRICS_EXPORTER=none"));
         assert!(metrics
             .hint(&Failure::Http(413))
             .contains("record fewer attribute combinations"));
@@ -1418,6 +1448,110 @@ mod tests {
                 "otel-agent: 502 spans could not be delivered to http://127.0.0.1:4317 \
                  (connection refused)"
             )
+        );
+    }
+
+    /// A backend without a metrics receiver (MLflow answers 404 on
+    /// /v1/metrics): one warning in a run of many intervals, naming the
+    /// setting that sends traces only; later 404s are only counted.
+    #[test]
+    fn a_missing_receiver_is_reported_once_whatever_the_intervals() {
+        let (report, lines) = capture();
+        let metrics = SignalHealth::metrics(
+            "http://127.0.0.1:5000/v1/metrics".into(),
+            Duration::from_secs(10),
+            report,
+        );
+        let not_found = internal("HTTP export failed with status code: 404");
+        for _ in 0..500 {
+            metrics.submitted.fetch_add(1, Ordering::Relaxed);
+            metrics.handed.fetch_add(1, Ordering::Relaxed);
+            metrics.exported(1, Duration::from_millis(2), &Err(clone(&not_found)));
+        }
+        // Phoenix's answer, the same warning.
+        let (phoenix_report, phoenix_lines) = capture();
+        let phoenix = SignalHealth::metrics(
+            "http://127.0.0.1:6006/v1/metrics".into(),
+            Duration::from_secs(10),
+            phoenix_report,
+        );
+        for _ in 0..3 {
+            phoenix.submitted.fetch_add(1, Ordering::Relaxed);
+            phoenix.handed.fetch_add(1, Ordering::Relaxed);
+            phoenix.exported(
+                1,
+                Duration::from_millis(2),
+                &Err(internal("HTTP export failed with status code: 405")),
+            );
+        }
+        let phoenix_lines = phoenix_lines.lock().unwrap().clone();
+        assert_eq!(phoenix_lines.len(), 1, "{phoenix_lines:?}");
+        assert!(
+            phoenix_lines[0].contains("set OTEL_METRICS_EXPORTER=none"),
+            "{phoenix_lines:?}"
+        );
+        assert_eq!(
+            *lines.lock().unwrap(),
+            [
+                "otel-agent: cannot export metrics to http://127.0.0.1:5000/v1/metrics (HTTP 404 \
+              Not Found); metric exports are being dropped — the endpoint has no metrics \
+              receiver: to send traces only, set OTEL_METRICS_EXPORTER=none; if it should take \
+              metrics, check the path in OTEL_EXPORTER_OTLP_ENDPOINT (further failures are \
+              counted, not printed)"
+            ]
+        );
+        assert_eq!(metrics.undelivered(), 500);
+    }
+
+    /// Credentials in the endpoint URL, or in an exporter's text, never reach
+    /// a message.
+    #[test]
+    fn credentials_never_reach_a_message() {
+        let (report, lines) = capture();
+        let (_listener, open) = silent();
+        let health = traces(
+            &format!("http://user:s3cret@{open}/v1/traces?api_key=k3y"),
+            Duration::from_millis(500),
+            report,
+        );
+        spans_failed(
+            &health,
+            2,
+            Duration::from_millis(1),
+            &internal("HTTP export failed with status code: 401"),
+        );
+        spans_failed(
+            &health,
+            1,
+            Duration::from_millis(1),
+            &internal("error sending request for url (http://user:s3cret@h/v1/traces): boom"),
+        );
+        let mut texts = lines.lock().unwrap().clone();
+        texts.extend(shutdown_summary(
+            Some(&health),
+            None,
+            Duration::from_secs(5),
+        ));
+        texts.push(flush_failure(Some(&health), &internal("x")));
+        texts.push(format!("{health:?}"));
+        assert_eq!(
+            classify(&internal("weird: https://u:s3cret@h:1/x failed")),
+            Failure::Other("weird: https://***@h:1/x failed".into())
+        );
+        for text in &texts {
+            assert!(!text.contains("s3cret") && !text.contains("k3y"), "{text}");
+        }
+        assert!(
+            texts[0].contains(&format!("http://***@{open}/v1/traces")),
+            "{texts:?}"
+        );
+        // The probe still finds the endpoint.
+        assert_eq!(
+            health.explain(
+                &internal("HTTP export failed: network error"),
+                Duration::from_millis(1)
+            ),
+            Failure::Closed { grpc: false }
         );
     }
 
@@ -1466,7 +1600,8 @@ mod tests {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(
             lines[0].starts_with(
-                "otel-agent: the span queue is full (8 spans waiting for http://c:4318/v1/traces)"
+                "otel-agent: the span queue is full (8 spans or 64 MiB waiting for \
+                 http://c:4318/v1/traces)"
             ),
             "{lines:?}"
         );

@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 mod bridge;
+mod cardinality;
 mod config;
 mod console;
 pub mod content;
@@ -70,7 +71,10 @@ mod recording;
 mod request;
 mod response;
 pub mod semconv;
+#[cfg(feature = "tokio")]
+mod signal;
 mod site;
+mod span_queue;
 mod stream;
 mod task;
 mod telemetry;
@@ -88,6 +92,8 @@ pub use otel_agent_macros::{agent_step, llm_call};
 pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
 pub use request::{LlmRequest, RequestParams};
 pub use response::{ErrorType, LlmResponse, Usage};
+#[cfg(feature = "tokio")]
+pub use signal::shutdown_signal;
 #[cfg(feature = "tokio")]
 pub use task::spawn;
 pub use task::{InCurrentContext, InCurrentContextExt};

@@ -129,7 +129,7 @@ impl<T: LlmResponse + ?Sized> ReadResponse for &Probe<'_, T> {
     fn __otel_response(&self) -> ResponseReport {
         let value = self.0;
         ResponseReport {
-            usage: value.usage(),
+            usage: value.usage().map(crate::response::Usage::bounded),
             response_model: value.response_model().map(str::to_owned),
             response_id: value.response_id().map(str::to_owned),
             finish_reasons: value

@@ -80,6 +80,9 @@ pub(crate) struct RecordingOptions {
     pub span_events: SpanEvents,
     /// Whether a library's GenAI spans get metrics, roll-ups and cost.
     pub library_spans: bool,
+    /// `OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT` / `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`,
+    /// in characters, for every span and event attribute that leaves.
+    pub attribute_value_length_limit: Option<usize>,
 }
 
 impl std::fmt::Debug for RecordingOptions {
@@ -92,6 +95,10 @@ impl std::fmt::Debug for RecordingOptions {
             .field("tenant_on_metrics", &self.tenant_on_metrics)
             .field("span_events", &self.span_events)
             .field("library_spans", &self.library_spans)
+            .field(
+                "attribute_value_length_limit",
+                &self.attribute_value_length_limit,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +118,7 @@ impl Default for RecordingOptions {
             tenant_on_metrics: false,
             span_events: SpanEvents::default(),
             library_spans: true,
+            attribute_value_length_limit: None,
         }
     }
 }

@@ -15,9 +15,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanProcessor,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use tracing_core::Subscriber;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -25,6 +23,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer;
 
+use crate::cardinality::OverflowWatch;
 use crate::config::{self, ExporterKind, OtlpSettings, Protocol, SamplerKind, Settings};
 use crate::console::ConsoleSink;
 use crate::cost::PriceTable;
@@ -37,6 +36,7 @@ use crate::export_health::{
 use crate::instruments::Instruments;
 use crate::layer::InstrumentsLayer;
 use crate::recording::{CaptureMode, RecordingOptions, RecordingOverrides};
+use crate::span_queue::{QueueLimits, SpanQueue, MAX_QUEUE_BYTES};
 
 const SCOPE: &str = "otel-agent";
 
@@ -100,7 +100,10 @@ impl std::fmt::Debug for TelemetryBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TelemetryBuilder")
             .field("default_service_name", &self.default_service_name)
-            .field("endpoint", &self.endpoint)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(config::printable_endpoint),
+            )
             .field("protocol", &self.protocol)
             .field("traces", &self.traces)
             .field("metrics", &self.metrics)
@@ -123,13 +126,14 @@ impl TelemetryBuilder {
     }
 
     /// Sends traces and metrics over OTLP to this collector URL, e.g.
-    /// `http://localhost:4317` (gRPC) or `http://localhost:4318` (HTTP).
+    /// `http://localhost:4318` (HTTP) or `http://localhost:4317` (gRPC).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(url.into());
         self
     }
 
-    /// The OTLP protocol (default: gRPC, or HTTP when the endpoint's port is 4318).
+    /// The OTLP protocol (default: `http/protobuf` as the specification says, or
+    /// gRPC when the endpoint's port is 4317).
     pub fn protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
         self
@@ -325,7 +329,7 @@ impl TelemetryBuilder {
     fn settings(&self) -> Result<Settings, InitError> {
         let mut settings = match &self.env {
             Some(map) => Settings::from_env(&|k| map.get(k).cloned())?,
-            None => Settings::from_env(&|k| std::env::var(k).ok())?,
+            None => Settings::from_process_env()?,
         };
         if let Some(url) = &self.endpoint {
             config::check_endpoint(url).map_err(|expected| InitError::InvalidSetting {
@@ -333,12 +337,9 @@ impl TelemetryBuilder {
                 value: url.clone(),
                 expected,
             })?;
-            let protocol = self.protocol.unwrap_or_else(|| {
-                match url.parse::<http::Uri>().ok().and_then(|u| u.port_u16()) {
-                    Some(4318) => Protocol::HttpProtobuf,
-                    _ => Protocol::Grpc,
-                }
-            });
+            let protocol = self
+                .protocol
+                .unwrap_or_else(|| config::default_protocol(Some(url)));
             for (otlp, path) in [
                 (&mut settings.traces_otlp, "v1/traces"),
                 (&mut settings.metrics_otlp, "v1/metrics"),
@@ -361,6 +362,7 @@ impl TelemetryBuilder {
         if let Some(kind) = self.metrics {
             settings.metrics = kind;
         }
+        config::check_builder_durations(self.metric_interval, self.shutdown_timeout)?;
         if let Some(interval) = self.metric_interval {
             settings.metric_interval = interval;
         }
@@ -408,10 +410,12 @@ impl TelemetryBuilder {
     /// [`Telemetry::layer`] to your own subscriber.
     pub fn build(self) -> Result<Telemetry, InitError> {
         let settings = self.settings()?;
-        let recording = Arc::new(match &self.env {
+        let mut recording = match &self.env {
             Some(map) => RecordingOptions::resolve(&|k| map.get(k).cloned(), self.recording)?,
             None => RecordingOptions::resolve(&|k| std::env::var(k).ok(), self.recording)?,
-        });
+        };
+        recording.attribute_value_length_limit = settings.attribute_value_length_limit;
+        let recording = Arc::new(recording);
         if settings.disabled {
             return Ok(Telemetry::disabled());
         }
@@ -477,22 +481,40 @@ impl TelemetryBuilder {
                     batch.max_export_batch_size,
                     stderr_report(),
                 );
-                let processor =
-                    BatchSpanProcessor::builder(CountingSpanExporter::new(exporter, watch.clone()))
-                        .with_batch_config(
-                            BatchConfigBuilder::default()
-                                .with_max_queue_size(batch.max_queue_size)
-                                .with_max_export_batch_size(batch.max_export_batch_size)
-                                .with_scheduled_delay(batch.schedule_delay)
-                                .build(),
-                        )
-                        .build();
-                exporting = Some(Box::new(WatchedProcessor::new(processor, watch.clone())));
+                let queue = SpanQueue::start(
+                    CountingSpanExporter::new(exporter, watch.clone()),
+                    QueueLimits {
+                        max_spans: batch.max_queue_size,
+                        max_bytes: MAX_QUEUE_BYTES,
+                        batch: batch.max_export_batch_size,
+                        delay: batch.schedule_delay,
+                    },
+                    {
+                        let watch = watch.clone();
+                        Box::new(move |_| watch.queue_overflowed())
+                    },
+                )
+                .map_err(InitError::ExportThread)?;
+                exporting = Some(Box::new(WatchedProcessor::new(queue, watch.clone())));
                 health.traces = Some(watch);
             }
             ExporterKind::Console => {
                 let sink = ConsoleSink::default();
-                exporting = Some(Box::new(BatchSpanProcessor::builder(sink.clone()).build()));
+                let queue = SpanQueue::start(
+                    sink.clone(),
+                    QueueLimits {
+                        max_spans: settings.batch.max_queue_size,
+                        max_bytes: MAX_QUEUE_BYTES,
+                        batch: settings.batch.max_export_batch_size,
+                        delay: settings.batch.schedule_delay,
+                    },
+                    {
+                        let sink = sink.clone();
+                        Box::new(move |n| sink.count_dropped(n))
+                    },
+                )
+                .map_err(InitError::ExportThread)?;
+                exporting = Some(Box::new(queue));
                 console = Some(sink);
             }
             // Refused by `settings()`.
@@ -512,6 +534,17 @@ impl TelemetryBuilder {
             .build();
 
         let mut meter_builder = SdkMeterProvider::builder().with_resource(resource);
+        let cardinality_limit = settings.metric_cardinality_limit;
+        if cardinality_limit != crate::cardinality::DEFAULT_CARDINALITY_LIMIT {
+            // A stream with no aggregation keeps each instrument's own buckets.
+            meter_builder =
+                meter_builder.with_view(move |_: &opentelemetry_sdk::metrics::Instrument| {
+                    opentelemetry_sdk::metrics::Stream::builder()
+                        .with_cardinality_limit(cardinality_limit)
+                        .build()
+                        .ok()
+                });
+        }
         match settings.metrics {
             ExporterKind::Otlp => {
                 let exporter = metric_exporter(&settings.metrics_otlp, export_runtime.as_ref())?;
@@ -521,9 +554,13 @@ impl TelemetryBuilder {
                     stderr_report(),
                 );
                 meter_builder = meter_builder.with_reader(
-                    PeriodicReader::builder(CountingMetricExporter::new(exporter, watch.clone()))
-                        .with_interval(settings.metric_interval)
-                        .build(),
+                    PeriodicReader::builder(OverflowWatch::new(
+                        CountingMetricExporter::new(exporter, watch.clone()),
+                        cardinality_limit,
+                        stderr_report(),
+                    ))
+                    .with_interval(settings.metric_interval)
+                    .build(),
                 );
                 health.metrics = Some(watch);
             }
@@ -565,6 +602,7 @@ impl TelemetryBuilder {
                 own_spans: !self.spans_through_tracing_opentelemetry,
                 console,
                 health,
+                closed: Arc::default(),
                 _export_runtime: export_runtime,
             }),
             spans_ended,
@@ -970,6 +1008,91 @@ impl SpanProcessor for Processors {
     }
 }
 
+/// What shutting down needs, shared by the guard and the signal handler:
+/// whichever comes first shuts down, and the other waits for it to finish.
+#[derive(Clone)]
+pub(crate) struct Closer {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    console: Option<ConsoleSink>,
+    traces: Option<Arc<SignalHealth>>,
+    metrics: Option<Arc<SignalHealth>>,
+    timeout: Duration,
+    closed: Arc<std::sync::Mutex<bool>>,
+}
+
+impl Closer {
+    /// Flushes and shuts down, once; `Err` only for what the SDK itself could
+    /// not do (see [`Telemetry::shutdown`]).
+    pub(crate) fn close(&self) -> Result<(), ShutdownError> {
+        let mut closed = self.closed.lock().unwrap_or_else(|e| e.into_inner());
+        if *closed {
+            return Ok(());
+        }
+        *closed = true;
+        // Traces and metrics flush side by side, and the whole shutdown ends by
+        // the deadline even when a collector accepts connections and never
+        // answers: what is still in flight then is abandoned (and counted).
+        let timeout = self.timeout;
+        let deadline = Instant::now() + timeout;
+        let tracer_provider = self.tracer_provider.clone();
+        let traces = shutdown_in_thread(move || tracer_provider.shutdown_with_timeout(timeout));
+        let meter_provider = self.meter_provider.clone();
+        let metrics = shutdown_in_thread(move || meter_provider.shutdown_with_timeout(timeout));
+        let mut failures = Vec::new();
+        for (part, result, watch) in [
+            ("traces", traces, self.traces.as_deref()),
+            ("metrics", metrics, self.metrics.as_deref()),
+        ] {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = result.recv_timeout(left);
+            // A backend that was down, slow or refused the data is reported on
+            // standard error (the first warning, and the summary below); it is
+            // not a failure of the shutdown, which then errs only for what the
+            // SDK itself could not do. The SDK's texts are `Debug` dumps: words.
+            let reported = watch.is_some_and(|h| h.had_trouble());
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) if reported => {}
+                Ok(Err(e)) => failures.push((part, crate::error::plain_words(&e))),
+                Err(mpsc::RecvTimeoutError::Timeout) => failures.push((
+                    part,
+                    format!(
+                        "not finished within the {} shutdown timeout",
+                        crate::export_health::secs(timeout)
+                    ),
+                )),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    failures.push((part, "the shutdown thread could not start".to_owned()))
+                }
+            }
+        }
+        if let Some(console) = &self.console {
+            eprint!("{}", console.render());
+        }
+        if let Some(line) =
+            shutdown_summary(self.traces.as_deref(), self.metrics.as_deref(), timeout)
+        {
+            eprintln!("{line}");
+        }
+        ShutdownError::new(failures).map_or(Ok(()), Err)
+    }
+}
+
+impl Pipelines {
+    fn closer(&self, timeout: Duration) -> Closer {
+        Closer {
+            tracer_provider: self.tracer_provider.clone(),
+            meter_provider: self.meter_provider.clone(),
+            console: self.console.clone(),
+            traces: self.health.traces.clone(),
+            metrics: self.health.metrics.clone(),
+            timeout,
+            closed: self.closed.clone(),
+        }
+    }
+}
+
 struct Pipelines {
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
@@ -979,6 +1102,8 @@ struct Pipelines {
     /// Whether the runtime builds the attributes' spans itself.
     own_spans: bool,
     health: HealthWatch,
+    /// Set by the first shutdown, whoever does it (see [`Closer`]).
+    closed: Arc<std::sync::Mutex<bool>>,
     // Only held, and declared last: dropped after the providers that export through it.
     _export_runtime: Option<ExportRuntime>,
 }
@@ -1106,55 +1231,33 @@ impl Telemetry {
         let Some(p) = self.pipelines.take() else {
             return Ok(());
         };
-        // Traces and metrics flush side by side, and the whole shutdown ends by
-        // the deadline even when a collector accepts connections and never
-        // answers: what is still in flight then is abandoned (and counted).
-        let timeout = self.shutdown_timeout;
-        let deadline = Instant::now() + timeout;
-        let tracer_provider = p.tracer_provider.clone();
-        let traces = shutdown_in_thread(move || tracer_provider.shutdown_with_timeout(timeout));
-        let meter_provider = p.meter_provider.clone();
-        let metrics = shutdown_in_thread(move || meter_provider.shutdown_with_timeout(timeout));
-        let mut failures = Vec::new();
-        for (part, result, watch) in [
-            ("traces", traces, p.health.traces.as_deref()),
-            ("metrics", metrics, p.health.metrics.as_deref()),
-        ] {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let result = result.recv_timeout(left);
-            // A backend that was down, slow or refused the data is reported on
-            // standard error (the first warning, and the summary below); it is
-            // not a failure of the shutdown, which then errs only for what the
-            // SDK itself could not do. The SDK's texts are `Debug` dumps: words.
-            let reported = watch.is_some_and(|h| h.had_trouble());
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Timeout) if reported => {}
-                Ok(Err(e)) => failures.push((part, crate::error::plain_words(&e))),
-                Err(mpsc::RecvTimeoutError::Timeout) => failures.push((
-                    part,
-                    format!(
-                        "not finished within the {} shutdown timeout",
-                        crate::export_health::secs(timeout)
-                    ),
-                )),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    failures.push((part, "the shutdown thread could not start".to_owned()))
-                }
-            }
-        }
-        if let Some(console) = &p.console {
-            eprint!("{}", console.render());
-        }
-        if let Some(line) = shutdown_summary(
-            p.health.traces.as_deref(),
-            p.health.metrics.as_deref(),
-            timeout,
-        ) {
-            eprintln!("{line}");
-        }
+        let result = p.closer(self.shutdown_timeout).close();
         drop(p);
-        ShutdownError::new(failures).map_or(Ok(()), Err)
+        result
+    }
+
+    /// On the first SIGTERM or SIGINT (Ctrl-C), flushes and shuts the
+    /// telemetry down as dropping this guard would, then ends the process with
+    /// the status the signal would have given (143 or 130). Without it, a
+    /// signal ends the program at once and whatever was not exported yet (the
+    /// last spans, and all metrics since the last interval) is lost.
+    ///
+    /// ```no_run
+    /// let _telemetry = otel_agent_runtime::init()?.flush_on_signal()?;
+    /// # Ok::<(), otel_agent_runtime::InitError>(())
+    /// ```
+    ///
+    /// It takes the signals for the whole process: a program that handles
+    /// them itself (a server's graceful shutdown) should instead end its main
+    /// work on [`shutdown_signal`](crate::shutdown_signal) and let the guard
+    /// drop. Needs the `tokio` feature (on by default).
+    #[cfg(feature = "tokio")]
+    pub fn flush_on_signal(self) -> Result<Self, InitError> {
+        if let Some(p) = &self.pipelines {
+            crate::signal::exit_after_flush(p.closer(self.shutdown_timeout))
+                .map_err(InitError::ExportThread)?;
+        }
+        Ok(self)
     }
 
     /// The console report so far (trace tree and run summary), when the console is
