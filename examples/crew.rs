@@ -5,16 +5,25 @@
 //! cargo run --example crew                                   # trace tree + run summary
 //! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 cargo run --example crew   # to a collector
 //! DEMO_RUN_ITERATIONS=10 cargo run --example crew
+//! DEMO_RUN_ITERATIONS=0 cargo run --example crew            # until standard input closes (Ctrl-D)
 //! ```
 //!
 //! The stand-in model answers with realistic latency and token counts, and is
 //! rate-limited now and then (deterministically, so every run tells the same story):
-//! the researcher retries, and each attempt is its own span.
+//! the researcher retries, and each attempt is its own span. The writer's answer
+//! is streamed (time to first chunk), the search tool times out on every third
+//! call (the researcher carries on without sources), and with content capture on
+//! (`OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`) the messages, the
+//! crew's request and its answer are recorded too.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt as _};
+use otel_agent_runtime::content::{self, Message};
 use otel_agent_runtime::context;
 use otel_agent_runtime::cost::{Price, PriceTable};
 use otel_agent_runtime::evaluation::{self, Evaluation};
@@ -42,6 +51,31 @@ impl LlmResponse for ChatResponse {
     }
     fn finish_reasons(&self) -> Vec<&str> {
         vec![self.finish_reason]
+    }
+}
+
+/// One piece of a streamed answer. The final piece carries what a provider sends
+/// last: usage, response model and id, finish reason.
+struct Chunk {
+    text: String,
+    last: Option<ChatResponse>,
+}
+
+impl LlmResponse for Chunk {
+    fn usage(&self) -> Option<Usage> {
+        self.last.as_ref().and_then(LlmResponse::usage)
+    }
+    fn response_model(&self) -> Option<&str> {
+        self.last.as_ref().and_then(LlmResponse::response_model)
+    }
+    fn response_id(&self) -> Option<&str> {
+        self.last.as_ref().and_then(LlmResponse::response_id)
+    }
+    fn finish_reasons(&self) -> Vec<&str> {
+        self.last
+            .as_ref()
+            .map(LlmResponse::finish_reasons)
+            .unwrap_or_default()
     }
 }
 
@@ -78,28 +112,30 @@ impl ErrorType for ModelError {
 /// with the prompt, and the second of every five calls is rate-limited.
 struct StandInModel {
     model: String,
-    calls: std::sync::atomic::AtomicU64,
+    calls: AtomicU64,
 }
 
 impl StandInModel {
     fn new(model: &str) -> Self {
         Self {
             model: model.to_owned(),
-            calls: std::sync::atomic::AtomicU64::new(0),
+            calls: AtomicU64::new(0),
         }
     }
 
-    async fn answer(&self, prompt: &str, call: u64) -> Result<ChatResponse, ModelError> {
+    /// What the model will answer to this call, and after how long.
+    fn reply(&self, prompt: &str, call: u64) -> (Duration, Result<ChatResponse, ModelError>) {
         let seed = mix(prompt.len() as u64 ^ call);
-        tokio::time::sleep(Duration::from_millis(120 + seed % 380)).await;
+        let latency = Duration::from_millis(120 + seed % 380);
         if call % 5 == 1 {
-            return Err(ModelError::RateLimited {
+            let limited = ModelError::RateLimited {
                 retry_after: Duration::from_millis(50),
-            });
+            };
+            return (latency, Err(limited));
         }
         let prompt_tokens = (prompt.len() as u64 / 4).max(1) + 180 + seed % 400;
         let completion_tokens = 60 + mix(seed) % 340;
-        Ok(ChatResponse {
+        let reply = ChatResponse {
             id: format!("chatcmpl-{:x}", mix(seed ^ call)),
             model: format!("{}-2025-08-01", self.model),
             text: format!("a {completion_tokens}-token answer"),
@@ -110,16 +146,59 @@ impl StandInModel {
             } else {
                 "stop"
             },
-        })
+        };
+        (latency, Ok(reply))
     }
 
-    /// Stands for a client method that calls the model named by a field.
+    async fn answer(&self, prompt: &str) -> Result<ChatResponse, ModelError> {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (latency, reply) = self.reply(prompt, call);
+        tokio::time::sleep(latency).await;
+        reply
+    }
+
+    /// Stands for a client method that streams the answer of the model named by a
+    /// field. The span lasts until the stream ends; the first chunk arrives after
+    /// a third of the latency, usage with the last one. A rate limit is the
+    /// stream's only item.
     #[llm_call(model = self.model, provider = "anthropic")]
-    async fn chat(&self, prompt: &str) -> Result<ChatResponse, ModelError> {
-        let call = self
-            .calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.answer(prompt, call).await
+    fn chat_stream(&self, prompt: &str) -> impl Stream<Item = Result<Chunk, ModelError>> {
+        content::record_input(&[Message::user(prompt)]);
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let (latency, reply) = self.reply(prompt, call);
+        let chunks = match reply {
+            Err(e) => vec![Err(e)],
+            Ok(reply) => {
+                let words: Vec<String> = reply.text.split(' ').map(str::to_owned).collect();
+                let n = words.len();
+                let mut last = Some(reply);
+                words
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, word)| {
+                        let text = if i + 1 < n { format!("{word} ") } else { word };
+                        let last = if i + 1 == n { last.take() } else { None };
+                        Ok(Chunk { text, last })
+                    })
+                    .collect()
+            }
+        };
+        let first = latency / 3;
+        let between = (latency - first) / chunks.len() as u32;
+        futures::stream::iter(chunks.into_iter().enumerate()).then(move |(i, chunk)| async move {
+            tokio::time::sleep(if i == 0 { first } else { between }).await;
+            if let Ok(Chunk {
+                last: Some(reply), ..
+            }) = &chunk
+            {
+                // The stream is polled inside its call's span: the answer is
+                // recorded there, once it is whole.
+                content::record_output(&[
+                    Message::assistant(&reply.text).finish_reason(reply.finish_reason)
+                ]);
+            }
+            chunk
+        })
     }
 }
 
@@ -133,22 +212,37 @@ fn mix(mut x: u64) -> u64 {
 
 #[llm_call(model = "gpt-4o", provider = "openai")]
 async fn summarize(model: &StandInModel, findings: &str) -> Result<ChatResponse, ModelError> {
-    let call = model
-        .calls
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    model.answer(findings, call).await
+    content::record_input(&[
+        Message::system("Summarise the findings in one paragraph."),
+        Message::user(findings),
+    ]);
+    let reply = model.answer(findings).await?;
+    content::record_output(&[Message::assistant(&reply.text).finish_reason(reply.finish_reason)]);
+    Ok(reply)
 }
 
+/// Every third search times out, as real ones do now and then.
 #[agent_step(kind = tool, name = "web_search", description = "Searches the web for a query")]
 async fn web_search(query: &str) -> Result<Vec<String>, std::io::Error> {
+    static SEARCHES: AtomicU64 = AtomicU64::new(0);
+    let search = SEARCHES.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(30 + mix(query.len() as u64) % 90)).await;
+    if search % 3 == 2 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "search timed out",
+        ));
+    }
     Ok((1..=3).map(|i| format!("result {i} for {query}")).collect())
 }
 
 #[agent_step(agent = "researcher", description = "Finds and summarises sources")]
 async fn research(model: &StandInModel, topic: &str) -> Result<String, ModelError> {
-    let hits = web_search(topic).await.unwrap_or_default();
-    let findings = hits.join("; ");
+    // A failed search does not end the run: the researcher works from the topic.
+    let findings = match web_search(topic).await {
+        Ok(hits) => hits.join("; "),
+        Err(_) => format!("no sources found for {topic}"),
+    };
     // Each attempt is its own `chat gpt-4o` span; the step shows the final outcome.
     let mut attempt = 0;
     loop {
@@ -165,14 +259,34 @@ async fn research(model: &StandInModel, topic: &str) -> Result<String, ModelErro
 
 #[agent_step(agent = "writer", description = "Turns notes into an article")]
 async fn write(model: &StandInModel, notes: &str) -> Result<String, ModelError> {
-    let draft = model
-        .chat(&format!("Write an article from these notes: {notes}"))
-        .await?;
+    // The article is streamed: the call's span covers the whole stream.
+    let mut stream =
+        std::pin::pin!(model.chat_stream(&format!("Write an article from these notes: {notes}")));
+    let mut text = String::new();
+    let mut completion_tokens = 0;
+    let mut failure = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => {
+                text.push_str(&chunk.text);
+                if let Some(last) = &chunk.last {
+                    completion_tokens = last.completion_tokens;
+                }
+            }
+            // Read on to the end, so that the call ends failed rather than abandoned.
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     // A stand-in quality check: longer drafts within budget score higher.
-    let score = (draft.completion_tokens as f64 / 400.0).min(1.0);
+    let score = (completion_tokens as f64 / 400.0).min(1.0);
     let label = if score >= 0.5 { "pass" } else { "fail" };
     evaluation::record(Evaluation::new("draft_quality").score(score).label(label));
-    Ok(draft.text)
+    Ok(text)
 }
 
 #[agent_step(kind = workflow, name = "crew")]
@@ -181,17 +295,36 @@ async fn run_crew(
     claude: &StandInModel,
     topic: &str,
 ) -> Result<String, ModelError> {
+    // The crew's request and answer, on its root span (with content capture on).
+    content::record_input(&[Message::user(topic)]);
     let notes = research(gpt, topic).await?;
-    write(claude, &notes).await
+    let article = write(claude, &notes).await?;
+    content::record_output(&[Message::assistant(&article).finish_reason("stop")]);
+    Ok(article)
 }
 
+/// `DEMO_RUN_ITERATIONS` (default 3); 0 means until standard input closes.
 fn iterations() -> Result<u32, String> {
     match std::env::var("DEMO_RUN_ITERATIONS") {
         Err(_) => Ok(3),
         Ok(v) => v.trim().parse::<u32>().map_err(|_| {
-            format!("DEMO_RUN_ITERATIONS={v:?} is not valid: expected a whole number, e.g. 3")
+            format!(
+                "DEMO_RUN_ITERATIONS={v:?} is not valid: expected a whole number, e.g. 3 \
+                 (0: until standard input closes)"
+            )
         }),
     }
+}
+
+/// Set once standard input is closed (Ctrl-D, or the end of a pipe).
+fn stdin_closed() -> Arc<AtomicBool> {
+    let closed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&closed);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        flag.store(true, Ordering::Relaxed);
+    });
+    closed
 }
 
 #[tokio::main]
@@ -218,7 +351,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vector search",
         "tool use",
     ];
-    for i in 0..iterations {
+    // 0: keep going (to watch dashboards live) until standard input closes.
+    let stop = (iterations == 0).then(stdin_closed);
+    let of = match iterations {
+        0 => "∞".to_owned(),
+        n => n.to_string(),
+    };
+    for i in 0u32.. {
+        let done = match &stop {
+            Some(closed) => closed.load(Ordering::Relaxed),
+            None => i == iterations,
+        };
+        if done {
+            break;
+        }
         let topic = topics[i as usize % topics.len()];
         // Every span of the run carries the session, user and tenant (W3C baggage).
         let scope = context::scope()
@@ -226,8 +372,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .user_id("demo-user")
             .tenant(["acme", "globex"][i as usize % 2]);
         match scope.instrument(run_crew(&gpt, &claude, topic)).await {
-            Ok(article) => println!("[{}/{iterations}] {topic}: {article}", i + 1),
-            Err(e) => println!("[{}/{iterations}] {topic}: failed: {e}", i + 1),
+            Ok(article) => println!("[{}/{of}] {topic}: {article}", i + 1),
+            Err(e) => println!("[{}/{of}] {topic}: failed: {e}", i + 1),
         }
     }
 

@@ -319,3 +319,72 @@ fn usage_is_counted_once_per_call_however_calls_are_wrapped_and_steps_nested() {
         .sum();
     assert_eq!(input, provider_input as u64);
 }
+
+// ---------------------------------------------------------------------------
+// Hostile values: one absurd value is cut, on spans to the configured limit
+// and on metrics always, so it cannot make an export too large to accept.
+// ---------------------------------------------------------------------------
+
+struct Answer;
+
+impl LlmResponse for Answer {
+    fn usage(&self) -> Option<Usage> {
+        Some(Usage::new(u64::MAX, 3))
+    }
+}
+
+#[llm_call(model = model)]
+fn call_model(model: &str) -> Answer {
+    let _ = model;
+    Answer
+}
+
+#[agent_step(agent = "hostile", fields(app.note = note))]
+fn hostile_step(note: &str, model: &str) {
+    call_model(model);
+}
+
+#[test]
+fn attribute_values_are_cut_to_the_configured_limit() {
+    let h = common::harness_with(|b| b.env([("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "12")]));
+    let model = "é".repeat(1 << 20);
+    h.run(|| hostile_step(&"n".repeat(100), &model));
+    let spans = h.finished_spans();
+    let step = span_named(&spans, "invoke_agent hostile");
+    assert_eq!(
+        attr(step, "app.note").map(|v| v.as_str().into_owned()),
+        Some("n".repeat(12))
+    );
+    let call = spans
+        .iter()
+        .find(|s| attr(s, "gen_ai.operation.name") == Some(Value::from("chat")))
+        .expect("the call's span");
+    let on_span = attr(call, "gen_ai.request.model").unwrap();
+    assert_eq!(on_span.as_str(), "é".repeat(12));
+    // Tokens saturate at the per-call bound instead of wrapping.
+    let input = attr(call, "gen_ai.usage.input_tokens").unwrap();
+    assert_eq!(input, Value::I64(1 << 40));
+}
+
+#[test]
+fn metric_values_are_cut_whatever_the_limit() {
+    let h = common::harness();
+    let model = "m".repeat(1 << 20);
+    h.run(|| hostile_step("note", &model));
+    let metrics = h.metrics();
+    let duration = metrics.expect("gen_ai.client.operation.duration");
+    let points = common::f64_histogram_points(duration);
+    assert!(!points.is_empty());
+    for point in points {
+        for kv in point.attributes() {
+            assert!(
+                kv.value.as_str().len() <= 256,
+                "{} is {} bytes long on a metric",
+                kv.key,
+                kv.value.as_str().len()
+            );
+        }
+    }
+    let steps = metrics.expect("otel_agent.step.duration");
+    assert!(!common::f64_histogram_points(steps).is_empty());
+}

@@ -77,6 +77,7 @@ fn example(key: &str) -> &'static str {
         "capture_content" => "capture_content = true",
         "stream" => "stream",
         "request" => "request = req",
+        "arguments" => "arguments = query",
         "fields" => "fields(app.query_len = query.len())",
         "skip" => "skip(client)",
         "skip_all" => "skip_all",
@@ -310,6 +311,10 @@ pub(crate) struct MetricAttribute {
 pub(crate) struct Common {
     pub fields: Vec<Field>,
     pub metric_attributes: Vec<MetricAttribute>,
+    /// Parameters named in `skip(...)`: never recorded, not even as a tool's
+    /// arguments.
+    pub skipped: Vec<Ident>,
+    pub skip_all: bool,
 }
 
 /// Validated arguments of `#[agent_step]`.
@@ -318,6 +323,9 @@ pub(crate) struct StepArgs {
     /// The agent, tool or workflow name, if given (else the function's).
     pub name: Option<LitStr>,
     pub description: Option<LitStr>,
+    /// A tool's arguments as recorded under content capture (`arguments = ...`);
+    /// without it, a tool's parameters.
+    pub arguments: Option<Expr>,
     pub common: Common,
 }
 
@@ -343,7 +351,7 @@ pub(crate) struct LlmArgs {
 }
 
 const COMMON_KEYS: &[&str] = &["fields", "skip", "skip_all", "metric_attributes"];
-const STEP_KEYS: &[&str] = &["kind", "agent", "name", "description"];
+const STEP_KEYS: &[&str] = &["kind", "agent", "name", "description", "arguments"];
 const STEP_KINDS: &[&str] = &["agent", "tool", "workflow"];
 const LLM_KEYS: &[&str] = &[
     "model",
@@ -468,7 +476,7 @@ fn unknown_argument(key: &str, known: &[&str], macro_name: &str) -> String {
             "`{key}` belongs to #[llm_call]. To instrument a call to a model, write `#[llm_call({})]`",
             example(key)
         )),
-        ("kind" | "agent" | "description", "llm_call") => Some(format!(
+        ("kind" | "agent" | "description" | "arguments", "llm_call") => Some(format!(
             "`{key}` belongs to #[agent_step]. To instrument an agent, a tool or a workflow, write \
              `#[agent_step({})]`",
             example(key)
@@ -758,6 +766,8 @@ fn parse_common(given: &mut Given, cx: &Context<'_>, reserved: &Reservations) ->
     Common {
         fields,
         metric_attributes,
+        skipped,
+        skip_all: skip_all.is_some(),
     }
 }
 
@@ -1093,6 +1103,9 @@ impl StepArgs {
         let agent = string("agent");
         let name = string("name");
         let description = string("description");
+        let arguments = given
+            .take("arguments")
+            .map(|(arg, at)| (arg.key.clone(), expr_value(arg, given.errors(at)), at));
         let common = parse_common(
             &mut given,
             cx,
@@ -1111,6 +1124,18 @@ impl StepArgs {
                 format!(
                     "`agent` names an agent, but this step is `kind = {k}`: write `name = \"...\"` for the {k}'s \
                      name, or remove `kind = {k}`"
+                ),
+            );
+        }
+        if let (true, StepKind::Agent | StepKind::Workflow, Some((key, _, at))) =
+            (kind_known, kind, &arguments)
+        {
+            given.errors(*at).at(
+                key,
+                format!(
+                    "`arguments` are a tool's input, but this step is `kind = {}`: add `kind = tool`, or remove \
+                     `arguments` (record a run's input with `content::record_input`)",
+                    kind.word()
                 ),
             );
         }
@@ -1136,6 +1161,7 @@ impl StepArgs {
                 .and_then(|(_, n, _)| n)
                 .or_else(|| agent.and_then(|(_, a, _)| a)),
             description: description.and_then(|(_, d, _)| d),
+            arguments: arguments.and_then(|(_, a, _)| a),
             common,
         })
     }

@@ -555,9 +555,28 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
             metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
         };
     };
+    let (arguments, tool_result) = match args.kind {
+        StepKind::Tool => (
+            tool_arguments(args, function, &guard),
+            quote! {
+                #guard.tool_result(|| {
+                    #[allow(unused_imports)]
+                    use ::otel_agent_runtime::__private::{
+                        ToolOutputDebug as _, ToolOutputJson as _, ToolOutputNone as _,
+                        ToolOutputOkDebug as _, ToolOutputOkJson as _,
+                    };
+                    ::otel_agent_runtime::__private::tool_text(
+                        (&&&&&::otel_agent_runtime::__private::ToolOutput(&#result)).__otel_tool_output(),
+                    )
+                });
+            },
+        ),
+        StepKind::Agent | StepKind::Workflow => (quote!(), quote!()),
+    };
     let prologue = quote! {
         __OTEL_AGENT_SITE.hand_off();
         let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
+        #arguments
     };
     let finish = quote! {
         {
@@ -567,6 +586,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
                 OutcomeDisplay as _, OutcomeOpaque as _,
             };
             if #guard.is_recording() {
+                #tool_result
                 #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
             }
         }
@@ -576,6 +596,59 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         prologue,
         finish,
         stream: None,
+    }
+}
+
+/// A tool step's arguments, recorded (under content capture) before its body
+/// runs: `arguments = ...` when given, else an object of the parameters that
+/// are plain names and not skipped.
+fn tool_arguments(args: &StepArgs, function: Option<&Function>, guard: &Ident) -> TokenStream {
+    let value = match (&args.arguments, function) {
+        (Some(expr), _) => quote! {
+            ::otel_agent_runtime::__private::tool_text(
+                (&&&::otel_agent_runtime::__private::ToolValue(&(#expr))).__otel_tool_value(),
+            )
+        },
+        (None, Some(function)) if !args.common.skip_all => {
+            let skipped: Vec<String> = args
+                .common
+                .skipped
+                .iter()
+                .map(|i| i.unraw().to_string())
+                .collect();
+            let params: Vec<&Ident> = function
+                .sig
+                .inputs
+                .iter()
+                .filter_map(|input| match input {
+                    syn::FnArg::Typed(typed) => match &*typed.pat {
+                        syn::Pat::Ident(p) => Some(&p.ident),
+                        _ => None,
+                    },
+                    syn::FnArg::Receiver(_) => None,
+                })
+                .filter(|ident| !skipped.contains(&ident.unraw().to_string()))
+                .collect();
+            if params.is_empty() {
+                return quote!();
+            }
+            let names = params.iter().map(|p| p.unraw().to_string());
+            quote! {
+                ::otel_agent_runtime::__private::tool_arguments_object(&[#(
+                    (#names, (&&&::otel_agent_runtime::__private::ToolValue(&#params)).__otel_tool_value())
+                ),*])
+            }
+        }
+        _ => return quote!(),
+    };
+    quote! {
+        #guard.tool_arguments(|| {
+            #[allow(unused_imports)]
+            use ::otel_agent_runtime::__private::{
+                ToolValueDebug as _, ToolValueJson as _, ToolValueNone as _,
+            };
+            #value
+        });
     }
 }
 

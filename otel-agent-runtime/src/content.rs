@@ -33,7 +33,7 @@ use serde_json::Value as Json;
 use tracing::Span;
 
 use crate::export_guard::{CAPTURE_REQUESTED, DETAILS_EVENT};
-use crate::layer::{capture_requested, is_llm_span, with_layer};
+use crate::layer::{capture_requested, is_llm_span, is_ours, with_layer};
 use crate::semconv;
 
 /// A redaction hook: returns the text with secrets replaced.
@@ -219,44 +219,92 @@ pub(crate) fn fit_json(value: &Json, max: usize) -> String {
 }
 
 fn record(key: &'static str, value: impl FnOnce() -> Json) {
-    let span = Span::current();
-    if !is_llm_span(&span) {
+    record_on(&Span::current(), key, || Some(value().to_string()));
+}
+
+/// Content recorded by the instrumentation itself rather than by the user:
+/// a tool step's arguments and result.
+pub(crate) fn record_tool(span: &Span, key: &'static str, value: impl FnOnce() -> Option<String>) {
+    record_on(span, key, value);
+}
+
+/// Records `value` (JSON or text) under `key` on `span`, one of the
+/// attributes' spans, as the capture mode says. `value` is not even built when
+/// content is not captured.
+fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<String>) {
+    if !is_ours(span) {
         return;
     }
-    let requested = capture_requested(&span);
-    with_layer(&span, |layer| {
+    let requested = capture_requested(span);
+    with_layer(span, |layer| {
         let mode = match (layer.options.capture, requested) {
             (mode, _) if mode.any() => mode,
             (_, true) => crate::CaptureMode::SpanOnly,
             _ => return,
         };
+        let Some(text) = value() else {
+            return;
+        };
         // Redaction and the size limit are applied where the span leaves the
         // process (`export_guard`), to this content and any other alike.
-        let json = value().to_string();
         if mode.on_span() {
-            let mut attrs = vec![KeyValue::new(key, json.clone())];
+            let mut attrs = vec![KeyValue::new(key, text.clone())];
+            // A step's messages are what went into and came out of the whole
+            // run: backends that show a run's input and output (Phoenix,
+            // MLflow's previews) read them under these keys, not from the
+            // conventions' message attributes.
+            if !is_llm_span(span) {
+                let mirror = match key {
+                    semconv::GEN_AI_INPUT_MESSAGES => Some(INPUT_VALUE),
+                    semconv::GEN_AI_OUTPUT_MESSAGES => Some(OUTPUT_VALUE),
+                    _ => None,
+                };
+                if let Some(mirror) = mirror {
+                    attrs.push(KeyValue::new(mirror, text.clone()));
+                    attrs.push(KeyValue::new(
+                        if mirror == INPUT_VALUE {
+                            INPUT_MIME_TYPE
+                        } else {
+                            OUTPUT_MIME_TYPE
+                        },
+                        "application/json",
+                    ));
+                }
+            }
             if !layer.options.capture.any() {
                 attrs.push(KeyValue::new(CAPTURE_REQUESTED, true));
             }
-            crate::bridge::set_attributes(&span, attrs);
+            crate::bridge::set_attributes(span, attrs);
         }
         if mode.as_event() {
-            span.add_otel_event(DETAILS_EVENT, vec![KeyValue::new(key, json)]);
+            span.add_otel_event(DETAILS_EVENT, vec![KeyValue::new(key, text)]);
         }
     });
 }
+
+/// OpenInference's input and output of a span, content like the messages they
+/// repeat (the export guard treats them so).
+pub(crate) const INPUT_VALUE: &str = "input.value";
+/// See [`INPUT_VALUE`].
+pub(crate) const OUTPUT_VALUE: &str = "output.value";
+const INPUT_MIME_TYPE: &str = "input.mime_type";
+const OUTPUT_MIME_TYPE: &str = "output.mime_type";
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Json {
     serde_json::to_value(value).unwrap_or(Json::Null)
 }
 
 /// Records the messages sent to the model (`gen_ai.input.messages`) on the current
-/// `#[llm_call]` span, if content capture is on; otherwise does nothing at all.
+/// `#[llm_call]` or `#[agent_step]` span, if content capture is on; otherwise
+/// does nothing at all. On a step (the run's root, typically) the same JSON is
+/// also recorded as `input.value`, where Phoenix and MLflow look for a run's
+/// input.
 pub fn record_input(messages: &[Message]) {
     record(semconv::GEN_AI_INPUT_MESSAGES, || to_json(messages));
 }
 
-/// Records the model's answer (`gen_ai.output.messages`), if content capture is on.
+/// Records the model's answer (`gen_ai.output.messages`), if content capture is
+/// on; on an `#[agent_step]`, the run's answer, also as `output.value`.
 pub fn record_output(messages: &[Message]) {
     record(semconv::GEN_AI_OUTPUT_MESSAGES, || to_json(messages));
 }

@@ -70,8 +70,12 @@ enum KeyClass {
 #[inline]
 fn classify(key: &str) -> KeyClass {
     // Every key the rules read starts with one of these letters (gen_ai.*,
-    // otel_agent.*, error.type, server.port): most others are told apart here.
-    if !matches!(key.as_bytes().first(), Some(b'g' | b'o' | b'e' | b's')) {
+    // otel_agent.*, output.value, error.type, server.port, input.value): most
+    // others are told apart here.
+    if !matches!(
+        key.as_bytes().first(),
+        Some(b'g' | b'o' | b'e' | b's' | b'i')
+    ) {
         return KeyClass::Other;
     }
     // Exact names first: a `match` on strings tests the length before the
@@ -80,6 +84,8 @@ fn classify(key: &str) -> KeyClass {
         semconv::GEN_AI_INPUT_MESSAGES
         | semconv::GEN_AI_OUTPUT_MESSAGES
         | semconv::GEN_AI_SYSTEM_INSTRUCTIONS
+        | crate::content::INPUT_VALUE
+        | crate::content::OUTPUT_VALUE
         | semconv::GEN_AI_TOOL_CALL_ARGUMENTS
         | semconv::GEN_AI_TOOL_CALL_RESULT
         | semconv::GEN_AI_TOOL_DEFINITIONS => KeyClass::Content,
@@ -101,9 +107,10 @@ fn classify(key: &str) -> KeyClass {
 }
 
 /// The deprecated `gen_ai.prompt*` / `gen_ai.completion*` forms, indexed ones
-/// (`gen_ai.prompt.0.content`) included.
+/// (`gen_ai.prompt.0.content`) included. `gen_ai.prompt.name` is not one of
+/// them: it names an MCP prompt template, it does not hold its text.
 fn is_deprecated_content(key: &str) -> bool {
-    if !key.starts_with("gen_ai.") {
+    if !key.starts_with("gen_ai.") || key == semconv::GEN_AI_PROMPT_NAME {
         return false;
     }
     [semconv::GEN_AI_PROMPT, semconv::GEN_AI_COMPLETION]
@@ -272,6 +279,24 @@ impl ExportGuard {
                 span.attributes.push(KeyValue::new(COST_ATTRIBUTE, cost));
             }
         }
+        if let Some(limit) = self.options.attribute_value_length_limit {
+            cap_values(&mut span.attributes, limit);
+            for event in span.events.events.iter_mut() {
+                cap_values(&mut event.attributes, limit);
+            }
+            for link in span.links.links.iter_mut() {
+                cap_values(&mut link.attributes, limit);
+            }
+        }
+        if operation_is(&span.attributes, "invoke_workflow")
+            && !span
+                .attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == OPENINFERENCE_SPAN_KIND)
+        {
+            span.attributes
+                .push(KeyValue::new(OPENINFERENCE_SPAN_KIND, "CHAIN"));
+        }
     }
 
     /// The cost of the call a span describes, from its model and usage.
@@ -324,6 +349,48 @@ impl ExportGuard {
             _ => crate::content::cut(&self.options.redact(&text), max),
         };
         Value::String(StringValue::from(out))
+    }
+}
+
+/// OpenInference's span type, which MLflow and Arize Phoenix read: without
+/// it they show a workflow as untyped or `unknown`. Only workflows get it;
+/// both backends type chat, agent and tool spans from the GenAI attributes,
+/// and MLflow would demote a chat span marked `LLM` from its chat-model type.
+const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
+
+/// Whether the span's (last) `gen_ai.operation.name` is `operation`.
+fn operation_is(attributes: &[KeyValue], operation: &str) -> bool {
+    attributes
+        .iter()
+        .rev()
+        .find(|kv| kv.key.as_str() == semconv::GEN_AI_OPERATION_NAME)
+        .is_some_and(|kv| kv.value.as_str() == operation)
+}
+
+/// Cuts every text value to `limit` characters, the specification's attribute
+/// value length limit (arrays of text element by element).
+fn cap_values(attributes: &mut [KeyValue], limit: usize) {
+    let cut = |text: &str| -> Option<String> {
+        text.char_indices()
+            .nth(limit)
+            .map(|(at, _)| text[..at].to_owned())
+    };
+    for kv in attributes {
+        match &mut kv.value {
+            Value::String(text) => {
+                if let Some(short) = cut(text.as_str()) {
+                    *text = short.into();
+                }
+            }
+            Value::Array(opentelemetry::Array::String(items)) => {
+                for item in items.iter_mut() {
+                    if let Some(short) = cut(item.as_str()) {
+                        *item = short.into();
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 

@@ -224,6 +224,22 @@ pub struct StepGuard {
 }
 
 impl StepGuard {
+    /// Records a tool's arguments (`gen_ai.tool.call.arguments`) when content
+    /// is captured; `arguments` is not called otherwise.
+    pub fn tool_arguments(&self, arguments: impl FnOnce() -> Option<String>) {
+        if self.start.is_some() {
+            crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_ARGUMENTS, arguments);
+        }
+    }
+
+    /// Records a tool's result (`gen_ai.tool.call.result`) when content is
+    /// captured; `result` is not called otherwise.
+    pub fn tool_result(&self, result: impl FnOnce() -> Option<String>) {
+        if self.start.is_some() {
+            crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_RESULT, result);
+        }
+    }
+
     /// Starts the step: counts it in flight and starts its clock.
     pub fn start(site: &'static StepSite, span: Span) -> Self {
         if span.is_disabled() {

@@ -83,6 +83,11 @@ fn is_step(metadata: &Metadata<'_>) -> bool {
             .is_none()
 }
 
+/// Whether `span` is one of the attributes' spans (a step or a call).
+pub(crate) fn is_ours(span: &Span) -> bool {
+    span.metadata().is_some_and(|m| m.target() == TARGET)
+}
+
 /// Whether `span` is an `#[llm_call]` span.
 pub(crate) fn is_llm_span(span: &Span) -> bool {
     span.metadata().is_some_and(is_llm_call)

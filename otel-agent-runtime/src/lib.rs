@@ -78,6 +78,7 @@ mod span_queue;
 mod stream;
 mod task;
 mod telemetry;
+mod tool_content;
 
 pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
@@ -126,6 +127,11 @@ pub mod __private {
     pub use crate::site::SiteMetrics;
     pub use crate::stream::LlmStream;
     pub use crate::task::{in_call, CallGuard, Gated};
+    pub use crate::tool_content::{
+        object as tool_arguments_object, text as tool_text, ToolOutput, ToolOutputDebug,
+        ToolOutputJson, ToolOutputNone, ToolOutputOkDebug, ToolOutputOkJson, ToolValue,
+        ToolValueDebug, ToolValueJson, ToolValueNone,
+    };
 
     /// Records a request's settings on an `#[llm_call]` span (`request = ...`).
     pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {

@@ -46,6 +46,8 @@ PARENT_OF = {  # span name -> required parent span name
     "chat claude-sonnet-4-5": "invoke_agent writer",
 }
 PROVIDER_OF_MODEL = {"gpt-4o": "openai", "claude-sonnet-4-5": "anthropic"}
+STREAMED = "chat claude-sonnet-4-5"  # the writer streams its answer
+TOOL = "execute_tool web_search"  # every third search times out
 DURATION_BOUNDS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
                    10.24, 20.48, 40.96, 81.92]
 TOKEN_BOUNDS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576,
@@ -494,6 +496,25 @@ def run_checks(exp: Export, args, expected, c: Checker):
              exact_attrs({"gen_ai.tool.name": "web_search",
                           "gen_ai.operation.name": "execute_tool"}),
              "attrs: execute_tool web_search carries tool.name, operation.name")
+    failed_tools = [s for s in by_name.get(TOOL, []) if s.status == "STATUS_CODE_ERROR"]
+    c.check(bool(failed_tools) and all(s.attrs.get("error.type") for s in failed_tools),
+            f"errors: a '{TOOL}' span has status ERROR and error.type "
+            f"({sorted({str(s.attrs.get('error.type')) for s in failed_tools})})")
+
+    def streamed_attrs(s):
+        ttfc = s.attrs.get("gen_ai.response.time_to_first_chunk")
+        bad = []
+        if s.attrs.get("gen_ai.request.stream") is not True:
+            bad.append(f"gen_ai.request.stream={s.attrs.get('gen_ai.request.stream')!r}")
+        if not (isinstance(ttfc, float) and ttfc > 0):
+            bad.append(f"gen_ai.response.time_to_first_chunk={ttfc!r}")
+        return f"{s.label()}: {', '.join(bad)}" if bad else None
+
+    streamed = by_name.get(STREAMED, [])
+    c.all_of([s for s in streamed if s.status != "STATUS_CODE_ERROR"], streamed_attrs,
+             f"attrs: answered '{STREAMED}' (streamed) carries request.stream=true, "
+             "response.time_to_first_chunk > 0")
+    first_chunks = [s for s in streamed if "gen_ai.response.time_to_first_chunk" in s.attrs]
     c.all_of(by_name.get(WORKFLOW, []),
              exact_attrs({"gen_ai.workflow.name": "crew",
                           "gen_ai.operation.name": "invoke_workflow"}),
@@ -546,6 +567,14 @@ def run_checks(exp: Export, args, expected, c: Checker):
         c.check(total == len(chats),
                 f"metrics: operation.duration chat count {total} ({series} series) "
                 f"== chat spans received {len(chats)}")
+
+    ttfc = shape("gen_ai.client.operation.time_to_first_chunk", "histogram", "s",
+                 DURATION_BOUNDS)
+    if ttfc:
+        total, series = latest_total(ttfc, point_count)
+        c.check(total == len(first_chunks) and total > 0,
+                f"metrics: time_to_first_chunk count {total} ({series} series) == "
+                f"streamed spans with a time to first chunk {len(first_chunks)}")
 
     tok = shape("gen_ai.client.token.usage", "histogram", "{token}", TOKEN_BOUNDS)
     if tok:
