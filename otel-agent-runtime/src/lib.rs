@@ -60,6 +60,10 @@ mod guard;
 mod instruments;
 mod layer;
 mod library_spans;
+/// MCP clients and servers built with rmcp: spans, metrics and one trace across
+/// the hop (`rmcp` feature).
+#[cfg(feature = "rmcp")]
+pub mod mcp;
 /// async-openai's chat types read by `#[llm_call]`, request and server attributes.
 #[cfg(feature = "async-openai")]
 pub mod openai;
