@@ -15,7 +15,7 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
 use crate::layer::{
-    finish_llm_span, metrics_delegated, panic_message, request_capture, rollup_of, with_layer,
+    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, with_layer,
     InstrumentsLayer, Rollup,
 };
 use crate::probe::{Outcome, ResponseReport};
@@ -505,28 +505,12 @@ impl LlmGuard {
             .set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
     }
 
-    /// Records the time from the call's start to the first chunk of its stream.
-    pub(crate) fn record_first_chunk(&self, at: Instant) {
-        let Some(start) = self.start else { return };
-        let secs = at.duration_since(start).as_secs_f64();
-        self.span
-            .set_otel_attribute(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, secs);
-        if metrics_delegated(&self.span) {
-            return;
+    /// Notes that the first chunk of the call's stream arrived at `at`; the
+    /// call's end records it.
+    pub(crate) fn note_first_chunk(&self, at: Instant) {
+        if self.start.is_some() {
+            note_first_chunk(&self.span, at);
         }
-        // The duration's attributes, bar what is only known at the end
-        // (response model, error type): the two slice the same way.
-        with_layer(&self.span, |layer| {
-            let attrs = CallMetric {
-                layer,
-                site: self.site,
-                provider: self.provider,
-                model: &self.model,
-                tenant: layer.tenant(&self.span).as_ref(),
-            }
-            .attrs(None, None);
-            layer.instruments.time_to_first_chunk.record(secs, &attrs);
-        });
     }
 
     /// Records what the call returned: outcome, usage, response model and id,
@@ -615,7 +599,21 @@ impl LlmGuard {
                 priced: cost.is_some(),
             });
             // A wrapped call's tokens and cost are its inner call's: counted there.
-            if finish_llm_span(span, attrs, rollup) {
+            let (owns, first_chunk) = finish_llm_span(span, attrs, rollup, start);
+            if owns {
+                if let Some(secs) = first_chunk {
+                    // The duration's attributes, bar what is only known at the
+                    // end (response model, error type): the two slice the same way.
+                    let attrs = CallMetric {
+                        layer,
+                        site,
+                        provider,
+                        model,
+                        tenant: layer.tenant(span).as_ref(),
+                    }
+                    .attrs(None, None);
+                    layer.instruments.time_to_first_chunk.record(secs, &attrs);
+                }
                 record_llm_metrics(
                     layer,
                     span,

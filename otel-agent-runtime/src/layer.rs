@@ -6,6 +6,7 @@
 //! subscriber) has its own, and with no subscriber there is nothing to record.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use opentelemetry::KeyValue;
 use tracing::span::{Attributes, Id};
@@ -70,6 +71,12 @@ struct Delegated;
 
 /// On a span whose call panicked: the panic's message.
 struct Panicked(String);
+
+/// On an `#[llm_call]` span: when the first chunk of its stream arrived. The
+/// call's end turns it into the span attribute and the histogram point, so a
+/// stream read through `LlmStream`, `ChatStreamSummary` or a loop of the user's
+/// own is measured by one piece of code.
+struct FirstChunk(Instant);
 
 fn is_step(metadata: &Metadata<'_>) -> bool {
     metadata.target() == TARGET
@@ -237,11 +244,34 @@ pub(crate) fn with_layer(span: &Span, f: impl FnOnce(&InstrumentsLayer)) {
 /// cost to every enclosing step. Returns whether this call owns its metrics.
 /// When an inference span nested in this one carries the usage, this span
 /// keeps it under the roll-up keys only.
-pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<Rollup>) -> bool {
+///
+/// Also returns the time to first chunk, in seconds from `start`, when the
+/// call streamed (see [`note_first_chunk`]); it is set on the span here.
+pub(crate) fn finish_llm_span(
+    span: &Span,
+    attrs: Vec<KeyValue>,
+    rollup: Option<Rollup>,
+    start: Instant,
+) -> (bool, Option<f64>) {
     let mut attrs = Some(attrs);
+    let mut first_chunk = None;
     let owns = with_registry_span(span, |s| {
-        let owns = s.extensions().get::<Delegated>().is_none();
+        let (owns, first) = {
+            let ext = s.extensions();
+            (
+                ext.get::<Delegated>().is_none(),
+                ext.get::<FirstChunk>().map(|f| f.0),
+            )
+        };
         let mut mine = attrs.take().unwrap_or_default();
+        if let Some(at) = first {
+            let secs = at.saturating_duration_since(start).as_secs_f64();
+            mine.push(KeyValue::new(
+                semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                secs,
+            ));
+            first_chunk = Some(secs);
+        }
         if !owns {
             crate::export_guard::move_usage_to_rollup(&mut mine);
         }
@@ -255,7 +285,24 @@ pub(crate) fn finish_llm_span(span: &Span, attrs: Vec<KeyValue>, rollup: Option<
     if let Some(attrs) = attrs {
         crate::bridge::set_attributes(span, attrs);
     }
-    owns
+    (owns, first_chunk)
+}
+
+/// Notes, once per call, that the first chunk of `span`'s stream arrived at
+/// `at`. Returns whether `span` is an `#[llm_call]` span (only those are
+/// noted: anything else has no call end to record it).
+pub(crate) fn note_first_chunk(span: &Span, at: Instant) -> bool {
+    with_registry_span(span, |s| {
+        if !is_llm_call(s.metadata()) {
+            return false;
+        }
+        let mut ext = s.extensions_mut();
+        if ext.get_mut::<FirstChunk>().is_none() {
+            ext.insert(FirstChunk(at));
+        }
+        true
+    })
+    .unwrap_or(false)
 }
 
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
@@ -301,11 +348,6 @@ pub(crate) fn with_registry_span<T>(
         registry.span(id).map(f)
     })
     .flatten()
-}
-
-/// Whether a nested model call owns this call's metrics.
-pub(crate) fn metrics_delegated(span: &Span) -> bool {
-    with_registry_span(span, |s| s.extensions().get::<Delegated>().is_some()).unwrap_or(false)
 }
 
 /// Remembers that the call of `span` panicked, with the panic's message.

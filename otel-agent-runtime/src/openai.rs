@@ -334,9 +334,13 @@ impl StreamedChoice {
 /// metrics as a non-streamed call.
 ///
 /// On the first chunk it also records, on the current span,
-/// `gen_ai.request.stream = true` and `gen_ai.response.time_to_first_chunk` (in
-/// seconds, from when the summary was created: create it, or call
-/// [`collect`](Self::collect), before the request is sent).
+/// `gen_ai.request.stream = true` and the time to first chunk. Inside an
+/// `#[llm_call]` that time runs from the call's start and, like every stream's,
+/// goes on the span (`gen_ai.response.time_to_first_chunk`, seconds) and into
+/// the `gen_ai.client.operation.time_to_first_chunk` histogram when the call
+/// ends. Elsewhere only the attribute is set, timed from when the summary was
+/// created (create it, or call [`collect`](Self::collect), before the request
+/// is sent).
 ///
 /// The server sends usage only when asked, in one extra chunk at the end:
 ///
@@ -426,10 +430,15 @@ impl ChatStreamSummary {
             self.time_to_first_chunk = Some(elapsed);
             let span = Span::current();
             span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
-            span.set_otel_attribute(
-                semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                elapsed.as_secs_f64(),
-            );
+            // Inside an `#[llm_call]` the call's end records the time to first
+            // chunk, attribute and histogram, from the call's start, as for
+            // every stream; elsewhere the summary's own clock is all there is.
+            if !crate::layer::note_first_chunk(&span, Instant::now()) {
+                span.set_otel_attribute(
+                    semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                    elapsed.as_secs_f64(),
+                );
+            }
         }
         self.chunks += 1;
         if self.id.is_empty() {
@@ -490,7 +499,8 @@ impl ChatStreamSummary {
         self.chunks
     }
 
-    /// From the summary's creation to the first chunk.
+    /// From the summary's creation to the first chunk (the span's value, inside
+    /// an `#[llm_call]`, runs from the call's start).
     pub fn time_to_first_chunk(&self) -> Option<Duration> {
         self.time_to_first_chunk
     }

@@ -76,7 +76,7 @@ impl<S: Stream> Stream for LlmStream<S> {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(item)) => {
                 if std::mem::take(this.first_chunk) {
-                    guard.record_first_chunk(Instant::now());
+                    guard.note_first_chunk(Instant::now());
                 }
                 let (outcome, chunk) = (this.read)(&item);
                 if matches!(outcome, Outcome::Failure { .. }) && this.failure.is_none() {
