@@ -24,11 +24,12 @@ use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestToolMessageArgs,
-    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
-    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
-    CreateChatCompletionResponse, FunctionObjectArgs,
+    ChatCompletionRequestUserMessage, ChatCompletionResponseStream, ChatCompletionStreamOptions,
+    ChatCompletionTool, ChatCompletionTools, CreateChatCompletionRequest,
+    CreateChatCompletionRequestArgs, CreateChatCompletionResponse, FunctionObjectArgs,
 };
 use async_openai::Client;
+use futures::StreamExt as _;
 use otel_agent_runtime::openai::{self, ChatStreamSummary};
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse};
 use std::borrow::Cow;
@@ -110,23 +111,17 @@ impl Model {
         self.client.chat().create(request).await
     }
 
-    /// A streamed chat completion, printed as it arrives and summarised for the span.
-    #[llm_call(model = self.name, provider = "openai", request = request)]
+    /// A streamed chat completion, returned as async-openai returns it. With
+    /// `stream` the span stays open until the caller has read the stream: time
+    /// to first chunk, then usage, finish reasons and response model from the
+    /// chunks (usage in the final one, when the request asks for it).
+    #[llm_call(model = self.name, provider = "openai", request = request, stream)]
     async fn chat_stream(
         &self,
         request: CreateChatCompletionRequest,
-    ) -> Result<ChatStreamSummary, OpenAIError> {
+    ) -> Result<ChatCompletionResponseStream, OpenAIError> {
         openai::record_client(&self.client);
-        let summary =
-            ChatStreamSummary::collect_with(self.client.chat().create_stream(request), |chunk| {
-                for choice in &chunk.choices {
-                    print!("{}", choice.delta.content.as_deref().unwrap_or(""));
-                }
-                let _ = std::io::stdout().flush();
-            })
-            .await;
-        println!();
-        summary
+        self.client.chat().create_stream(request).await
     }
 }
 
@@ -247,7 +242,19 @@ async fn assistant(model: &Model) -> Result<(), AgentError> {
             include_obfuscation: None,
         })
         .build()?;
-    let summary = model.chat_stream(request).await?;
+    // Printed as it arrives; the summary only feeds this line, the call's span
+    // reads the chunks itself.
+    let mut summary = ChatStreamSummary::new();
+    let mut stream = model.chat_stream(request).await?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        for choice in &chunk.choices {
+            print!("{}", choice.delta.content.as_deref().unwrap_or(""));
+        }
+        let _ = std::io::stdout().flush();
+        summary.push(&chunk);
+    }
+    println!();
     println!(
         "  [stream] {} chunks, first after {:?}; {}",
         summary.chunks(),

@@ -18,10 +18,10 @@ use std::time::Duration;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
-    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
-    CreateChatCompletionResponse, CreateChatCompletionStreamResponse, FinishReason,
-    FunctionObjectArgs,
+    ChatCompletionRequestUserMessage, ChatCompletionResponseStream, ChatCompletionStreamOptions,
+    ChatCompletionTool, ChatCompletionTools, CreateChatCompletionRequest,
+    CreateChatCompletionRequestArgs, CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse, FinishReason, FunctionObjectArgs,
 };
 use async_openai::Client;
 use common::{attr, f64_histogram_points, harness, point_attrs, span_named, u64_histogram_points};
@@ -336,6 +336,157 @@ fn a_streamed_completion_takes_usage_from_the_final_chunk() {
         attrs.get("gen_ai.provider.name").map(String::as_str),
         Some("openai")
     );
+}
+
+/// async-openai's streaming call as its users write it: the stream is
+/// returned, in a `Result`, for the caller to read.
+#[llm_call(model = request.model, provider = "openai", stream)]
+async fn open_stream(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<ChatCompletionResponseStream, OpenAIError> {
+    client.chat().create_stream(request).await
+}
+
+#[test]
+fn a_stream_returned_in_a_result_keeps_the_call_open_until_it_ends() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("hello there")
+        .max_completion_tokens(3_u32)
+        .stream_options(with_usage())
+        .build()
+        .unwrap();
+    let mut text = String::new();
+    let mut chunks = 0;
+    // One runtime throughout: async-openai reads the stream on a task of it.
+    h.block_on(async {
+        let mut stream = open_stream(&client, req).await.expect("the stream opens");
+        assert!(
+            h.finished_spans().is_empty(),
+            "the call is still open while its stream is unread"
+        );
+        while let Some(chunk) = stream.try_next().await.expect("a chunk") {
+            chunks += 1;
+            for choice in &chunk.choices {
+                text.push_str(choice.delta.content.as_deref().unwrap_or(""));
+            }
+        }
+    });
+    assert_eq!(text, "Canned answer to:");
+    assert_eq!(chunks, 5);
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "gen_ai.request.stream"), Some(Value::Bool(true)));
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), i(2));
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), i(3));
+    assert_eq!(
+        attr(span, "gen_ai.response.finish_reasons"),
+        strings(&["length"])
+    );
+    assert_eq!(
+        attr(span, "gen_ai.response.model"),
+        Some(RESPONSE_MODEL.into())
+    );
+    assert!(attr(span, "gen_ai.response.id").is_some());
+    assert_eq!(span.status, Status::Unset);
+    let ttfc = match attr(span, "gen_ai.response.time_to_first_chunk") {
+        Some(Value::F64(s)) => s,
+        other => panic!("time to first chunk: {other:?}"),
+    };
+    let metrics = h.metrics();
+    let points =
+        f64_histogram_points(metrics.expect("gen_ai.client.operation.time_to_first_chunk"));
+    assert_eq!(points.iter().map(|p| p.count()).sum::<u64>(), 1);
+    assert!((points[0].sum() - ttfc).abs() < 1e-9);
+    assert_eq!(
+        token_points(&h),
+        vec![("input".into(), 1, 2), ("output".into(), 1, 3)]
+    );
+}
+
+#[test]
+fn a_stream_in_a_result_dropped_early_is_cancelled() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("hello there").build().unwrap();
+    h.block_on(async {
+        let mut stream = open_stream(&client, req).await.expect("the stream opens");
+        stream
+            .try_next()
+            .await
+            .expect("a chunk")
+            .expect("one chunk");
+    });
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "error.type"), Some("cancelled".into()));
+    assert!(attr(span, "gen_ai.response.time_to_first_chunk").is_some());
+}
+
+#[test]
+fn a_stream_in_a_result_that_fails_fails_the_call() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("please fail while streaming").build().unwrap();
+    // async-openai reports the 429 as the stream's first item.
+    let failed = h.block_on(async {
+        match open_stream(&client, req).await {
+            Err(e) => Some(e),
+            Ok(mut stream) => loop {
+                match stream.try_next().await {
+                    Err(e) => break Some(e),
+                    Ok(None) => break None,
+                    Ok(Some(_)) => {}
+                }
+            },
+        }
+    });
+    assert!(
+        matches!(failed, Some(OpenAIError::ApiError(_))),
+        "{failed:?}"
+    );
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(attr(span, "error.type"), Some("429".into()));
+    assert!(matches!(span.status, Status::Error { .. }));
+}
+
+#[test]
+fn a_stream_in_a_result_from_a_server_that_is_down_fails_the_call() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("http://127.0.0.1:{port}/v1"))
+            .with_api_key("test"),
+    );
+    let h = harness();
+    let req = request("hello there").build().unwrap();
+    let failed = h.block_on(async {
+        match open_stream(&client, req).await {
+            Err(e) => Some(e),
+            Ok(mut stream) => stream.try_next().await.err(),
+        }
+    });
+    assert!(failed.is_some(), "a refused connection is an error");
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert!(attr(span, "error.type").is_some(), "{:?}", span.attributes);
+    assert!(matches!(span.status, Status::Error { .. }));
 }
 
 #[test]

@@ -213,3 +213,122 @@ fn async_and_boxed_stream_functions_are_instrumented_too() {
         assert_eq!(attr(span, "gen_ai.usage.output_tokens"), Some(3_i64.into()));
     }
 }
+
+// The stream inside a `Result`, in each shape a client returns it: the call
+// fails at once on `Err`, and lasts until the stream ends on `Ok`.
+
+#[derive(Debug)]
+struct OpenError;
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not open the stream")
+    }
+}
+
+#[llm_call(model = "gpt-4o", provider = "openai")]
+async fn open_impl(
+    fail: bool,
+) -> Result<impl Stream<Item = Result<Chunk, std::io::Error>>, OpenError> {
+    tokio::task::yield_now().await;
+    if fail {
+        return Err(OpenError);
+    }
+    Ok(chunks(None))
+}
+
+#[llm_call(model = "gpt-4o", provider = "openai")]
+async fn open_boxstream(
+) -> Result<futures::stream::BoxStream<'static, Result<Chunk, std::io::Error>>, OpenError> {
+    Ok(chunks(None).boxed())
+}
+
+// Spelled out on purpose: the macro reads the stream through the `Result`.
+#[allow(clippy::type_complexity)]
+#[llm_call(model = "gpt-4o", provider = "openai")]
+fn open_pinned(
+) -> Result<Pin<Box<dyn Stream<Item = Result<Chunk, std::io::Error>> + Send>>, OpenError> {
+    Ok(Box::pin(chunks(None)))
+}
+
+// Behind an alias, inside a Result: `stream` says so (async-openai's
+// `Result<ChatCompletionResponseStream, OpenAIError>`).
+#[llm_call(model = "gpt-4o", provider = "openai", stream)]
+async fn open_alias(fail: bool) -> Result<ChunkStream, OpenError> {
+    if fail {
+        return Err(OpenError);
+    }
+    Ok(Box::pin(chunks(None)))
+}
+
+/// The one chat span of `h`, after checking it covered the whole stream.
+fn assert_streamed_whole(h: &common::Harness) {
+    let spans = h.finished_spans();
+    assert_eq!(spans.len(), 1, "one call");
+    let span = span_named(&spans, "chat gpt-4o");
+    assert_eq!(attr(span, "gen_ai.usage.input_tokens"), Some(42_i64.into()));
+    assert_eq!(attr(span, "gen_ai.usage.output_tokens"), Some(3_i64.into()));
+    assert_eq!(
+        attr(span, "gen_ai.response.id"),
+        Some("chatcmpl-stream".into())
+    );
+    assert!(attr(span, "gen_ai.response.time_to_first_chunk").is_some());
+    assert_eq!(span.status, Status::Unset);
+    let duration = span
+        .end_time
+        .duration_since(span.start_time)
+        .expect("ends after it starts");
+    // Three chunks 20 ms apart: the span covers reading them.
+    assert!(duration >= Duration::from_millis(55), "{duration:?}");
+    let metrics = h.metrics();
+    let ttfc =
+        common::f64_histogram_points(metrics.expect("gen_ai.client.operation.time_to_first_chunk"));
+    assert_eq!(ttfc.iter().map(|p| p.count()).sum::<u64>(), 1);
+}
+
+#[test]
+fn a_stream_in_a_result_lasts_until_it_ends_in_every_shape() {
+    let h = harness();
+    let text = h.block_on(async { collect(open_impl(false).await.ok().unwrap()).await });
+    assert_eq!(text, "Hello!");
+    assert_streamed_whole(&h);
+
+    let h = harness();
+    let text = h.block_on(async { collect(open_boxstream().await.ok().unwrap()).await });
+    assert_eq!(text, "Hello!");
+    assert_streamed_whole(&h);
+
+    let h = harness();
+    let text = h.block_on(async { collect(open_pinned().ok().unwrap()).await });
+    assert_eq!(text, "Hello!");
+    assert_streamed_whole(&h);
+
+    let h = harness();
+    let text = h.block_on(async { collect(open_alias(false).await.ok().unwrap()).await });
+    assert_eq!(text, "Hello!");
+    assert_streamed_whole(&h);
+}
+
+#[test]
+fn a_stream_that_does_not_open_fails_the_call_at_once() {
+    for alias in [false, true] {
+        let h = harness();
+        let opened = h.block_on(async {
+            if alias {
+                open_alias(true).await.map(|_| ())
+            } else {
+                open_impl(true).await.map(|_| ())
+            }
+        });
+        assert!(opened.is_err());
+        let spans = h.finished_spans();
+        let span = span_named(&spans, "chat gpt-4o");
+        assert_eq!(attr(span, "error.type"), Some("OpenError".into()));
+        assert_eq!(
+            span.status,
+            Status::error("could not open the stream"),
+            "alias: {alias}"
+        );
+        assert_eq!(attr(span, "gen_ai.response.time_to_first_chunk"), None);
+    }
+}

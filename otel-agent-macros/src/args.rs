@@ -342,9 +342,10 @@ pub(crate) struct LlmArgs {
     pub operation: &'static str,
     /// Capture this call's messages even when capture is off for the process.
     pub capture_content: bool,
-    /// The function returns a stream, under a name the macro cannot see through
-    /// (a type alias of `Pin<Box<dyn Stream<..>>>`).
-    pub stream: bool,
+    /// `stream`: the function returns a stream, under a name the macro cannot
+    /// see through (a type alias of `Pin<Box<dyn Stream<..>>>`); `stream =
+    /// false`: what looks like one is not. `None` when not written.
+    pub stream: Option<bool>,
     /// The request whose settings (temperature, max tokens, ...) are recorded.
     pub request: Option<Expr>,
     pub common: Common,
@@ -1242,7 +1243,7 @@ impl LlmArgs {
             provider,
             operation: operation.unwrap_or("chat"),
             capture_content: capture_content.unwrap_or(false),
-            stream: stream.unwrap_or(false),
+            stream,
             request,
             common,
         })

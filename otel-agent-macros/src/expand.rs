@@ -34,7 +34,7 @@ use syn::Type;
 
 use crate::args::{Common, Context, Field, LlmArgs, Model, Sigil, StepArgs, StepKind};
 use crate::diagnostics::Errors;
-use crate::item::{self, Function};
+use crate::item::{self, Function, StreamShape};
 
 /// Names of generated locals, hidden from the user's code by their span.
 struct Locals {
@@ -69,12 +69,14 @@ pub(crate) fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     expand("llm_call", args, item, |args, cx, errors, function| {
         let args = LlmArgs::parse(args, cx, errors)?;
-        // A stream the signature spells out, or one the user declares (`stream`)
-        // behind a type alias, which can only be a boxed stream.
-        let stream = function
-            .and_then(Function::stream_item)
-            .map(|(item, boxed)| (Some(item), boxed))
-            .or(args.stream.then_some((None, true)));
+        let stream = match function.map(|f| f.stream_shape(args.stream)) {
+            Some(Ok(shape)) => shape,
+            Some(Err(error)) => {
+                errors.push(error);
+                return None;
+            }
+            None => None,
+        };
         Some(llm_instrumentation(&args, stream))
     })
 }
@@ -88,9 +90,9 @@ struct Instrumentation {
     site: TokenStream,
     prologue: TokenStream,
     finish: TokenStream,
-    /// For an `#[llm_call]` returning a stream: the chunk type (when written
-    /// out) and whether the stream is boxed. The call lasts until the stream ends.
-    stream: Option<(Option<Type>, bool)>,
+    /// For an `#[llm_call]` returning a stream: how. The call lasts until the
+    /// stream ends.
+    stream: Option<StreamShape>,
 }
 
 fn expand(
@@ -171,9 +173,9 @@ impl Instrumentation {
     /// except for a stream the guard must wrap, unless the stream is boxed into a
     /// return type written out, which both values convert to.
     fn returns_early(&self, nameable: bool) -> bool {
-        match self.stream {
+        match &self.stream {
             None => true,
-            Some((_, boxed)) => boxed && nameable,
+            Some(shape) => shape.boxed && nameable,
         }
     }
 }
@@ -234,9 +236,24 @@ fn tail(
     instrumentation: &Instrumentation,
     locals: &Locals,
 ) -> TokenStream {
-    let Locals { result, guard, .. } = locals;
+    let Locals {
+        result,
+        guard,
+        never,
+        ..
+    } = locals;
     let annotation = annotation.map(|ty| quote!(: #ty));
-    if let Some((item, boxed)) = &instrumentation.stream {
+    if let Some(StreamShape {
+        item,
+        boxed,
+        in_result,
+    }) = &instrumentation.stream
+    {
+        let stream = if in_result.is_some() {
+            format_ident!("__otel_agent_stream", span = Span::mixed_site())
+        } else {
+            result.clone()
+        };
         let chunk = match item {
             Some(item) => quote!(chunk: &#item),
             None => quote!(chunk),
@@ -249,7 +266,7 @@ fn tail(
                     OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
                     OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
                 };
-                ::otel_agent_runtime::__private::LlmStream::new(#guard, #result, |#chunk| {
+                ::otel_agent_runtime::__private::LlmStream::new(#guard, #stream, |#chunk| {
                     (
                         (&&&&&::otel_agent_runtime::__private::Probe(chunk)).__otel_outcome(),
                         (&&::otel_agent_runtime::__private::Probe(chunk)).__otel_response(),
@@ -262,9 +279,37 @@ fn tail(
         } else {
             wrapped
         };
+        let Some(ok_type) = in_result else {
+            return quote! {
+                let #result #annotation = #call;
+                #wrapped
+            };
+        };
+        // Inside `Ok(..)` nothing asks for the boxed stream to become the
+        // declared `Pin<Box<dyn Stream>>`: a typed `let` does.
+        let wrapped = if *boxed {
+            quote!({ let #stream: #ok_type = #wrapped; #stream })
+        } else {
+            wrapped
+        };
+        // `Ok(stream)`: the call goes on with the stream. `Err(e)`: it failed
+        // before the first chunk, read like any call's error (as a
+        // `Result<Infallible, E>`, so no response is looked for).
+        let finish = &instrumentation.finish;
+        let error = format_ident!("__otel_agent_error", span = Span::mixed_site());
         return quote! {
             let #result #annotation = #call;
-            #wrapped
+            match #result {
+                ::core::result::Result::Ok(#stream) => ::core::result::Result::Ok(#wrapped),
+                ::core::result::Result::Err(#error) => {
+                    let #result = ::core::result::Result::<::core::convert::Infallible, _>::Err(#error);
+                    #finish
+                    match #result {
+                        ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
+                        ::core::result::Result::Ok(#never) => match #never {},
+                    }
+                }
+            }
         };
     }
     let finish = &instrumentation.finish;
@@ -652,7 +697,7 @@ fn tool_arguments(args: &StepArgs, function: Option<&Function>, guard: &Ident) -
     }
 }
 
-fn llm_instrumentation(args: &LlmArgs, stream: Option<(Option<Type>, bool)>) -> Instrumentation {
+fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumentation {
     let Locals { guard, result, .. } = Locals::new();
     let hidden = Span::mixed_site();
     let model = format_ident!("__otel_agent_model", span = hidden);

@@ -151,3 +151,19 @@ fn llm_call_returning_a_boxed_stream() {
     );
     insta::assert_snapshot!(pretty(out));
 }
+
+/// async-openai's shape: the stream inside a `Result`, behind an alias the
+/// user declares with `stream`. `Err` ends the call at once; `Ok` hands the
+/// guard to the stream, retyped to the declared boxed stream.
+#[test]
+fn llm_call_returning_a_stream_in_a_result() {
+    let out = expand::llm_call(
+        quote!(model = "gpt-4o", stream),
+        quote! {
+            async fn ask(request: Request) -> Result<ChatCompletionResponseStream, OpenAIError> {
+                client().chat().create_stream(request).await
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}

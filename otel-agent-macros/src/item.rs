@@ -190,11 +190,53 @@ impl Function {
     /// When the function returns a stream of chunks: the chunk type, and whether
     /// the stream is boxed (`Pin<Box<dyn Stream<Item = T>>>`, `BoxStream<'_, T>`)
     /// rather than `impl Stream<Item = T>`.
-    pub(crate) fn stream_item(&self) -> Option<(Type, bool)> {
+    /// How the function returns a stream of chunks, if it does: written out
+    /// (`impl Stream<Item = ..>`, `BoxStream`, `Pin<Box<dyn Stream>>`), declared
+    /// (`declared`, the `stream` argument, for a name the macro cannot see
+    /// through), either of them inside a `Result`. A return type whose name
+    /// says stream (`ChatCompletionResponseStream`) that is not declared is an
+    /// error: its span would end before the first chunk.
+    pub(crate) fn stream_shape(
+        &self,
+        declared: Option<bool>,
+    ) -> Result<Option<StreamShape>, syn::Error> {
         let ReturnType::Type(_, ty) = &self.sig.output else {
-            return None;
+            return Ok(None);
         };
-        stream_item_of(ty)
+        if declared == Some(false) {
+            return Ok(None);
+        }
+        let ok = result_ok_type(ty);
+        let inner = ok.unwrap_or(ty);
+        let in_result = ok.cloned();
+        if let Some((item, boxed)) = stream_item_of(inner) {
+            return Ok(Some(StreamShape {
+                item: Some(item),
+                boxed,
+                in_result: in_result.clone(),
+            }));
+        }
+        if declared == Some(true) {
+            // Behind a name: only a boxed stream can be (a type alias of
+            // `Pin<Box<dyn Stream<..>>>`, like async-openai's).
+            return Ok(Some(StreamShape {
+                item: None,
+                boxed: true,
+                in_result,
+            }));
+        }
+        match stream_like_name(inner) {
+            Some(name) => Err(syn::Error::new_spanned(
+                inner,
+                format!(
+                    "`{name}` looks like a stream of chunks: without `stream`, the call's span ends \
+                     when the stream is returned, before the first chunk (no tokens, no finish \
+                     reasons). Write `#[llm_call(.., stream)]` to keep the call open until the \
+                     stream ends, or `stream = false` if it is not a stream"
+                ),
+            )),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn diverges(&self) -> bool {
@@ -353,6 +395,47 @@ fn stream_bound_item<'a>(
             _ => None,
         })
     })
+}
+
+/// How an `#[llm_call]` function returns a stream (see [`Function::stream_shape`]).
+pub(crate) struct StreamShape {
+    /// The chunk type, when the signature writes it out.
+    pub item: Option<Type>,
+    /// Whether the stream is boxed (`Pin<Box<dyn Stream>>` and its aliases), so
+    /// the instrumented stream converts to the declared type.
+    pub boxed: bool,
+    /// `S` when it comes inside a `Result<S, E>`: the call fails at once on
+    /// `Err`, and lasts until the stream ends on `Ok`.
+    pub in_result: Option<Type>,
+}
+
+/// `T` in `Result<T, ..>` (`std`'s, `io::Result<T>`, `anyhow::Result<T>`: any
+/// path ending in `Result`).
+fn result_ok_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = ty else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// The name of a type that says it is a stream (`ChatCompletionResponseStream`,
+/// `EventStream`), when it is not one the macro reads.
+fn stream_like_name(ty: &Type) -> Option<String> {
+    let Type::Path(p) = ty else {
+        return None;
+    };
+    let name = p.path.segments.last()?.ident.to_string();
+    name.ends_with("Stream").then_some(name)
 }
 
 fn stream_item_of(ty: &Type) -> Option<(Type, bool)> {

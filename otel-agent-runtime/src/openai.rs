@@ -338,9 +338,10 @@ impl StreamedChoice {
 /// `#[llm_call]` that time runs from the call's start and, like every stream's,
 /// goes on the span (`gen_ai.response.time_to_first_chunk`, seconds) and into
 /// the `gen_ai.client.operation.time_to_first_chunk` histogram when the call
-/// ends. Elsewhere only the attribute is set, timed from when the summary was
-/// created (create it, or call [`collect`](Self::collect), before the request
-/// is sent).
+/// ends. On a span of your own only the attribute is set, timed from when the
+/// summary was created (create it, or call [`collect`](Self::collect), before
+/// the request is sent); on an `#[agent_step]` span nothing is (reading there a
+/// stream an `#[llm_call]` returned, the call measures it).
 ///
 /// The server sends usage only when asked, in one extra chunk at the end:
 ///
@@ -429,11 +430,15 @@ impl ChatStreamSummary {
             let elapsed = self.started.elapsed();
             self.time_to_first_chunk = Some(elapsed);
             let span = Span::current();
-            span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
             // Inside an `#[llm_call]` the call's end records the time to first
             // chunk, attribute and histogram, from the call's start, as for
-            // every stream; elsewhere the summary's own clock is all there is.
-            if !crate::layer::note_first_chunk(&span, Instant::now()) {
+            // every stream. On a span of the user's own, the summary's clock is
+            // all there is. A step is not a call: a stream read there (one an
+            // `#[llm_call]` returned) is measured by its call.
+            if crate::layer::note_first_chunk(&span, Instant::now()) {
+                span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
+            } else if !crate::layer::is_ours(&span) {
+                span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
                 span.set_otel_attribute(
                     semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
                     elapsed.as_secs_f64(),
