@@ -125,7 +125,24 @@ impl Model {
     }
 }
 
-#[agent_step(kind = tool, name = "get_weather", description = "Current weather for a city")]
+/// Runs a tool call the model asked for. One function for every tool: the
+/// span is named for the tool the call names (`execute_tool get_weather`),
+/// carries the call's id, and under content capture its arguments and result.
+#[agent_step(
+    kind = tool,
+    name = call.function.name,
+    call_id = call.id,
+    arguments = call.function.arguments
+)]
+async fn run_tool(call: &ChatCompletionMessageToolCall) -> Result<String, AgentError> {
+    match call.function.name.as_str() {
+        "get_weather" => Ok(get_weather(&call.function.arguments).await?),
+        _ => Err(AgentError::NoAnswer(
+            "the model asked for a tool we do not have",
+        )),
+    }
+}
+
 async fn get_weather(arguments: &str) -> Result<String, serde_json::Error> {
     let args: serde_json::Value = serde_json::from_str(arguments)?;
     let city = args["city"]
@@ -204,7 +221,7 @@ async fn ask_with_tools(model: &Model, question: &str) -> Result<String, AgentEr
                 .into(),
         );
         for call in calls {
-            let result = get_weather(&call.function.arguments).await?;
+            let result = run_tool(&call).await?;
             println!(
                 "  [tool] {}({}) -> {result}",
                 call.function.name, call.function.arguments

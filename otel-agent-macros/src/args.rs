@@ -78,6 +78,7 @@ fn example(key: &str) -> &'static str {
         "stream" => "stream",
         "request" => "request = req",
         "arguments" => "arguments = query",
+        "call_id" => "call_id = call.id",
         "fields" => "fields(app.query_len = query.len())",
         "skip" => "skip(client)",
         "skip_all" => "skip_all",
@@ -326,6 +327,11 @@ pub(crate) struct StepArgs {
     /// A tool's arguments as recorded under content capture (`arguments = ...`);
     /// without it, a tool's parameters.
     pub arguments: Option<Expr>,
+    /// A tool's name known at run time (`name = call.function.name`), for a
+    /// dispatcher that routes by name; `name` is then the function's.
+    pub name_expr: Option<Expr>,
+    /// The id of the tool call the model made (`call_id = call.id`).
+    pub call_id: Option<Expr>,
     pub common: Common,
 }
 
@@ -352,7 +358,14 @@ pub(crate) struct LlmArgs {
 }
 
 const COMMON_KEYS: &[&str] = &["fields", "skip", "skip_all", "metric_attributes"];
-const STEP_KEYS: &[&str] = &["kind", "agent", "name", "description", "arguments"];
+const STEP_KEYS: &[&str] = &[
+    "kind",
+    "agent",
+    "name",
+    "description",
+    "arguments",
+    "call_id",
+];
 const STEP_KINDS: &[&str] = &["agent", "tool", "workflow"];
 const LLM_KEYS: &[&str] = &[
     "model",
@@ -435,6 +448,15 @@ impl Given {
             .slots
             .iter()
             .position(|s| s.arg.as_ref().is_some_and(|a| a.key == key))?;
+        Some((self.slots[index].arg.take()?, index))
+    }
+
+    /// As [`take`](Self::take), only when `wanted` says so of the argument.
+    fn take_if(&mut self, key: &str, wanted: impl Fn(&RawArg) -> bool) -> Option<(RawArg, usize)> {
+        let index = self
+            .slots
+            .iter()
+            .position(|s| s.arg.as_ref().is_some_and(|a| a.key == key && wanted(a)))?;
         Some((self.slots[index].arg.take()?, index))
     }
 
@@ -1094,6 +1116,36 @@ impl StepArgs {
         });
         let kind_known = kind.is_some() || !given.attempted("kind");
         let kind = kind.unwrap_or(StepKind::Agent);
+        // A tool's name may be known only at run time: any expression but a
+        // string literal or a bare word that is not a parameter (`name =
+        // web_search` most likely meant the literal).
+        let runtime_name = |value: &RawValue| match value {
+            RawValue::Assign(Expr::Lit(_)) => false,
+            RawValue::Assign(Expr::Path(p)) if p.path.get_ident().is_some() => {
+                let word = p.to_token_stream().to_string();
+                cx.params.is_some_and(|params| params.contains(&word))
+            }
+            RawValue::Assign(_) => true,
+            RawValue::Flag | RawValue::List(_) => false,
+        };
+        let name_expr = given
+            .take_if("name", |arg| {
+                kind == StepKind::Tool && runtime_name(&arg.value)
+            })
+            .map(|(arg, at)| (arg.key.clone(), expr_value(arg, given.errors(at)), at));
+        if let Some((arg, at)) = given.take_if("name", |arg| {
+            kind_known && kind != StepKind::Tool && runtime_name(&arg.value)
+        }) {
+            given.errors(at).at(
+                &arg.key,
+                format!(
+                    "a name known only at run time is a tool's (a dispatcher routing by name), but this step \
+                     is `kind = {}`: add `kind = tool`, or write the name as a string literal, e.g. `name = \
+                     \"planner\"`",
+                    kind.word()
+                ),
+            );
+        }
         let mut string = |key: &str| {
             given.take(key).map(|(arg, at)| {
                 let key = arg.key.clone();
@@ -1102,10 +1154,17 @@ impl StepArgs {
             })
         };
         let agent = string("agent");
-        let name = string("name");
+        let name = if name_expr.is_none() {
+            string("name")
+        } else {
+            None
+        };
         let description = string("description");
         let arguments = given
             .take("arguments")
+            .map(|(arg, at)| (arg.key.clone(), expr_value(arg, given.errors(at)), at));
+        let call_id = given
+            .take("call_id")
             .map(|(arg, at)| (arg.key.clone(), expr_value(arg, given.errors(at)), at));
         let common = parse_common(
             &mut given,
@@ -1140,6 +1199,18 @@ impl StepArgs {
                 ),
             );
         }
+        if let (true, StepKind::Agent | StepKind::Workflow, Some((key, _, at))) =
+            (kind_known, kind, &call_id)
+        {
+            given.errors(*at).at(
+                key,
+                format!(
+                    "`call_id` is the id of a tool call, but this step is `kind = {}`: add `kind = tool`, or \
+                     remove `call_id`",
+                    kind.word()
+                ),
+            );
+        }
         if let (true, StepKind::Workflow, Some((key, _, at))) = (kind_known, kind, &description) {
             given.errors(*at).at(
                 key,
@@ -1163,6 +1234,8 @@ impl StepArgs {
                 .or_else(|| agent.and_then(|(_, a, _)| a)),
             description: description.and_then(|(_, d, _)| d),
             arguments: arguments.and_then(|(_, a, _)| a),
+            name_expr: name_expr.and_then(|(_, n, _)| n),
+            call_id: call_id.and_then(|(_, c, _)| c),
             common,
         })
     }

@@ -572,8 +572,25 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         Some(d) => quote!(::core::option::Option::Some(#d)),
         None => quote!(::core::option::Option::None),
     };
-    let fields = extra_fields(&args.common);
+    let mut fields = extra_fields(&args.common);
+    if let Some(id) = &args.call_id {
+        let id = quote_spanned!(first_span(id)=>
+            { ::otel_agent_runtime::__private::semconv::GEN_AI_TOOL_CALL_ID } =
+                ::otel_agent_runtime::__private::tracing::field::display(&(#id))
+        );
+        fields = if fields.is_empty() {
+            quote!(; #id)
+        } else {
+            quote!(#fields, #id)
+        };
+    }
+    let tool_name = format_ident!("__otel_agent_tool", span = Span::mixed_site());
     let span = match args.kind {
+        StepKind::Tool if args.name_expr.is_some() => {
+            quote!(
+                ::otel_agent_runtime::__agent_step_span!(tool_named, #span_name, __OTEL_AGENT_SITE, #tool_name #fields)
+            )
+        }
         StepKind::Agent => {
             quote!(
                 ::otel_agent_runtime::__agent_step_span!(agent, #span_name, __OTEL_AGENT_SITE #fields)
@@ -618,9 +635,26 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         ),
         StepKind::Agent | StepKind::Workflow => (quote!(), quote!()),
     };
+    let start = match &args.name_expr {
+        Some(name) => {
+            let name =
+                quote_spanned!(first_span(name)=> ::core::convert::AsRef::<str>::as_ref(&(#name)));
+            quote! {
+                let #tool_name = ::otel_agent_runtime::__private::ToolName::new(&__OTEL_AGENT_SITE, #name);
+                let #guard = ::otel_agent_runtime::__private::StepGuard::start_named(
+                    &__OTEL_AGENT_SITE,
+                    #span,
+                    #tool_name,
+                );
+            }
+        }
+        None => quote! {
+            let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
+        },
+    };
     let prologue = quote! {
         __OTEL_AGENT_SITE.hand_off();
-        let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
+        #start
         #arguments
     };
     let finish = quote! {

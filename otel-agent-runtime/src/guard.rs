@@ -214,10 +214,41 @@ fn cow_value(value: Cow<'static, str>) -> Value {
     }
 }
 
+/// A tool's name known only at run time (`#[agent_step(kind = tool, name = expr)]`),
+/// for a dispatcher that routes calls by name: its span is named for the tool
+/// and its metrics carry the tool's name, not the dispatcher's.
+#[derive(Debug, Clone)]
+pub struct ToolName {
+    name: StringValue,
+    span_name: String,
+}
+
+impl ToolName {
+    /// The tool `name`, run through the step `site`.
+    pub fn new(site: &'static StepSite, name: &str) -> Self {
+        Self {
+            name: StringValue::from(name.to_owned()),
+            span_name: format!("{} {name}", site.operation),
+        }
+    }
+
+    /// The tool's name, for `gen_ai.tool.name`.
+    pub fn as_str(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// `execute_tool {name}`, for the span's name.
+    pub fn span_name(&self) -> &str {
+        &self.span_name
+    }
+}
+
 /// Drives one `#[agent_step]` call.
 pub struct StepGuard {
     site: &'static StepSite,
     span: Span,
+    /// The tool's name when it is known only at run time.
+    name: Option<StringValue>,
     /// When the call started; `None` once it ended, or when nobody listens (a
     /// disabled span), so that an uninstrumented run reads no clock at all.
     start: Option<Instant>,
@@ -242,43 +273,64 @@ impl StepGuard {
 
     /// Starts the step: counts it in flight and starts its clock.
     pub fn start(site: &'static StepSite, span: Span) -> Self {
+        Self::start_as(site, span, None)
+    }
+
+    /// Starts a tool step whose name is known only at run time.
+    pub fn start_named(site: &'static StepSite, span: Span, name: ToolName) -> Self {
+        Self::start_as(site, span, Some(name.name))
+    }
+
+    fn start_as(site: &'static StepSite, span: Span, name: Option<StringValue>) -> Self {
         if span.is_disabled() {
             return Self {
                 site,
                 span,
+                name,
                 start: None,
             };
         }
         with_layer(&span, |layer| {
             let tenant = layer.tenant(&span);
-            site.metrics.record_step(
-                &layer.instruments,
-                tenant.as_ref(),
-                || Self::attrs(site, tenant.as_ref()),
-                &StepRecord::Started,
-            );
+            match &name {
+                // One series per name: the site's bound instruments are the
+                // dispatcher's, so these are recorded as they come.
+                Some(name) => layer
+                    .instruments
+                    .step_active
+                    .add(1, &Self::attrs(site, Some(name), tenant.as_ref())),
+                None => site.metrics.record_step(
+                    &layer.instruments,
+                    tenant.as_ref(),
+                    || Self::attrs(site, None, tenant.as_ref()),
+                    &StepRecord::Started,
+                ),
+            }
         });
         Self {
             site,
             span,
+            name,
             start: Some(Instant::now()),
         }
     }
 
     /// The in-flight count's attributes.
-    fn attrs(site: &'static StepSite, tenant: Option<&StringValue>) -> Vec<KeyValue> {
-        let mut attrs = Self::base_attrs(site);
+    fn attrs(
+        site: &'static StepSite,
+        name: Option<&StringValue>,
+        tenant: Option<&StringValue>,
+    ) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(4 + site.attributes.len());
+        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
+        match name {
+            Some(name) => attrs.push(KeyValue::new(STEP_NAME_KEY, name.clone())),
+            None => attrs.push(static_kv(STEP_NAME_KEY, site.name)),
+        }
+        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
         if let Some(tenant) = tenant {
             attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
         }
-        attrs
-    }
-
-    fn base_attrs(site: &'static StepSite) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(4 + site.attributes.len());
-        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-        attrs.push(static_kv(STEP_NAME_KEY, site.name));
-        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
         attrs
     }
 
@@ -313,22 +365,25 @@ impl StepGuard {
         if let Some(error_type) = &error_type {
             mark_error(span, error_type, message.as_deref());
         }
+        let name = self.name.as_ref();
         with_layer(span, |layer| {
             let i = &layer.instruments;
             let tenant = layer.tenant(span);
-            let Some(error_type) = error_type else {
+            if let (None, None) = (&error_type, name) {
                 site.metrics.record_step(
                     i,
                     tenant.as_ref(),
-                    || Self::attrs(site, tenant.as_ref()),
+                    || Self::attrs(site, None, tenant.as_ref()),
                     &StepRecord::Succeeded(elapsed),
                 );
                 return;
-            };
-            let mut attrs = Self::attrs(site, tenant.as_ref());
+            }
+            let mut attrs = Self::attrs(site, name, tenant.as_ref());
             i.step_active.add(-1, &attrs);
             attrs.push(static_kv(OUTCOME_KEY, label));
-            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
+            if let Some(error_type) = error_type {
+                attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
+            }
             i.step_duration.record(elapsed, &attrs);
             i.step_calls.add(1, &attrs);
         });

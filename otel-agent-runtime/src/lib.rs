@@ -121,7 +121,7 @@ pub fn builder() -> TelemetryBuilder {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guard::{
-        LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, TOOL_TYPE,
+        LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, ToolName, TOOL_TYPE,
     };
     pub use crate::probe::{
         OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
@@ -231,6 +231,28 @@ pub mod __private {
                 { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 // Declared so that a library recording usage on the current
                 // span (rig does) is kept: exported as the step's roll-up.
+                { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+                otel.status_code = $crate::__private::tracing::field::Empty,
+                otel.status_description = $crate::__private::tracing::field::Empty,
+                $($($extra)*)?
+            )
+        }};
+        // A tool named at run time: the span's OpenTelemetry name and
+        // `gen_ai.tool.name` come from `$name` (a `ToolName`).
+        (tool_named, $span_name:literal, $site:expr, $name:expr $(; $($extra:tt)*)?) => {{
+            #[allow(unused_imports)]
+            use ::core::option::Option::Some;
+            $crate::__private::tracing::span!(
+                target: "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                $span_name,
+                otel.name = $name.span_name(),
+                { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+                { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name.as_str(),
+                { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
+                { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
+                { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
                 { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
                 { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
                 otel.status_code = $crate::__private::tracing::field::Empty,
