@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -655,4 +656,259 @@ fn streamed_tool_calls_are_put_together_and_spans_nest_under_the_agent() {
         attr(llm, "gen_ai.response.finish_reasons"),
         strings(&["tool_calls"])
     );
+}
+
+// Content without glue: with capture on, the request's messages and the
+// response's (or the stream's) answer are recorded from async-openai's own
+// types, in the conventions' JSON.
+
+fn json_attr(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> serde_json::Value {
+    match attr(span, key) {
+        Some(Value::String(s)) => serde_json::from_str(s.as_str()).expect("JSON"),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+fn conversation() -> Vec<async_openai::types::chat::ChatCompletionRequestMessage> {
+    use async_openai::types::chat::FunctionCall;
+    use async_openai::types::chat::{
+        ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+        ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestSystemMessage,
+        ChatCompletionRequestToolMessageArgs,
+    };
+    vec![
+        ChatCompletionRequestSystemMessage::from("Be brief.").into(),
+        ChatCompletionRequestUserMessage::from("weather in Paris").into(),
+        ChatCompletionRequestAssistantMessageArgs::default()
+            .tool_calls(vec![ChatCompletionMessageToolCalls::Function(
+                ChatCompletionMessageToolCall {
+                    id: "call_7".into(),
+                    function: FunctionCall {
+                        name: "get_weather".into(),
+                        arguments: r#"{"city":"Paris"}"#.into(),
+                    },
+                },
+            )])
+            .build()
+            .unwrap()
+            .into(),
+        ChatCompletionRequestToolMessageArgs::default()
+            .content("21 °C")
+            .tool_call_id("call_7")
+            .build()
+            .unwrap()
+            .into(),
+    ]
+}
+
+#[llm_call(model = request.model, provider = "openai", request = request)]
+async fn chat_with_request(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<CreateChatCompletionResponse, OpenAIError> {
+    client.chat().create(request).await
+}
+
+#[test]
+fn with_capture_on_a_call_records_its_request_and_answer_messages() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = common::harness_with(|b| {
+        b.capture_message_content(otel_agent_runtime::CaptureMode::SpanOnly)
+    });
+    let req = CreateChatCompletionRequestArgs::default()
+        .model(MODEL)
+        .messages(conversation())
+        .build()
+        .unwrap();
+    let response = h.block_on(chat_with_request(&client, req)).unwrap();
+    let answer = response.choices[0].message.content.clone().unwrap();
+
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    assert_eq!(
+        json_attr(span, "gen_ai.system_instructions"),
+        serde_json::json!([{"type": "text", "content": "Be brief."}])
+    );
+    assert_eq!(
+        json_attr(span, "gen_ai.input.messages"),
+        serde_json::json!([
+            {"role": "user", "parts": [{"type": "text", "content": "weather in Paris"}]},
+            {"role": "assistant", "parts": [
+                {"type": "tool_call", "id": "call_7", "name": "get_weather", "arguments": {"city": "Paris"}}
+            ]},
+            {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_7", "response": "21 °C"}]},
+        ])
+    );
+    assert_eq!(
+        json_attr(span, "gen_ai.output.messages"),
+        serde_json::json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": answer}],
+            "finish_reason": "stop",
+        }])
+    );
+}
+
+#[test]
+fn with_capture_off_nothing_of_the_content_is_recorded() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = CreateChatCompletionRequestArgs::default()
+        .model(MODEL)
+        .messages(conversation())
+        .build()
+        .unwrap();
+    h.block_on(chat_with_request(&client, req)).unwrap();
+    let spans = h.finished_spans();
+    let span = span_named(&spans, "chat gpt-4o-mini");
+    for key in [
+        "gen_ai.system_instructions",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+    ] {
+        assert_eq!(attr(span, key), None, "{key}");
+    }
+    assert!(span.events.is_empty(), "{:?}", span.events);
+}
+
+#[llm_call(model = request.model, provider = "openai", request = request, stream)]
+async fn open_stream_with_request(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<ChatCompletionResponseStream, OpenAIError> {
+    client.chat().create_stream(request).await
+}
+
+#[test]
+fn with_capture_on_a_streamed_answer_is_put_together_from_its_deltas() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = common::harness_with(|b| {
+        b.capture_message_content(otel_agent_runtime::CaptureMode::SpanOnly)
+    });
+    // Text answer, then a tool call answer.
+    let text = request("hello there")
+        .stream_options(with_usage())
+        .build()
+        .unwrap();
+    let tool = ChatCompletionTools::Function(ChatCompletionTool {
+        function: FunctionObjectArgs::default()
+            .name("get_weather")
+            .build()
+            .unwrap(),
+    });
+    let tooled = request("weather in Paris")
+        .tools(vec![tool])
+        .build()
+        .unwrap();
+    let (said, call_id) = h.block_on(async {
+        let mut said = String::new();
+        let mut stream = open_stream_with_request(&client, text).await.unwrap();
+        while let Some(chunk) = stream.try_next().await.unwrap() {
+            for c in &chunk.choices {
+                said.push_str(c.delta.content.as_deref().unwrap_or(""));
+            }
+        }
+        let mut call_id = String::new();
+        let mut stream = open_stream_with_request(&client, tooled).await.unwrap();
+        while let Some(chunk) = stream.try_next().await.unwrap() {
+            for c in &chunk.choices {
+                for call in c.delta.tool_calls.iter().flatten() {
+                    if let Some(id) = &call.id {
+                        call_id.clone_from(id);
+                    }
+                }
+            }
+        }
+        (said, call_id)
+    });
+    let spans = h.finished_spans();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(
+        json_attr(&spans[0], "gen_ai.output.messages"),
+        serde_json::json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": said}],
+            "finish_reason": "stop",
+        }])
+    );
+    assert_eq!(
+        json_attr(&spans[1], "gen_ai.input.messages"),
+        serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "weather in Paris"}]}])
+    );
+    assert_eq!(
+        json_attr(&spans[1], "gen_ai.output.messages"),
+        serde_json::json!([{
+            "role": "assistant",
+            "parts": [{
+                "type": "tool_call",
+                "id": call_id,
+                "name": "get_weather",
+                "arguments": {"query": "weather in Paris"},
+            }],
+            "finish_reason": "tool_calls",
+        }])
+    );
+}
+
+#[test]
+fn in_the_event_modes_each_inference_is_one_details_event_with_the_calls_attributes() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    for (mode, on_span) in [
+        (otel_agent_runtime::CaptureMode::EventOnly, false),
+        (otel_agent_runtime::CaptureMode::SpanAndEvent, true),
+    ] {
+        let h = common::harness_with(|b| b.capture_message_content(mode));
+        let req = CreateChatCompletionRequestArgs::default()
+            .model(MODEL)
+            .messages(conversation())
+            .build()
+            .unwrap();
+        h.block_on(chat_with_request(&client, req)).unwrap();
+        let spans = h.finished_spans();
+        let span = span_named(&spans, "chat gpt-4o-mini");
+        let details: Vec<_> = span
+            .events
+            .iter()
+            .filter(|e| e.name == "gen_ai.client.inference.operation.details")
+            .collect();
+        assert_eq!(details.len(), 1, "{mode:?}: {:?}", span.events);
+        let event: BTreeMap<&str, &Value> = details[0]
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), &kv.value))
+            .collect();
+        for key in [
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "gen_ai.response.model",
+            "gen_ai.response.id",
+            "gen_ai.response.finish_reasons",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+            "gen_ai.system_instructions",
+            "gen_ai.input.messages",
+            "gen_ai.output.messages",
+        ] {
+            assert!(event.contains_key(key), "{mode:?}: no {key} in {event:?}");
+        }
+        assert_eq!(event["gen_ai.request.model"].as_str(), MODEL, "{mode:?}");
+        assert_eq!(
+            attr(span, "gen_ai.input.messages").is_some(),
+            on_span,
+            "{mode:?}: messages on the span"
+        );
+    }
 }

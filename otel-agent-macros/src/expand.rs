@@ -266,10 +266,10 @@ fn tail(
                     OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
                     OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
                 };
-                ::otel_agent_runtime::__private::LlmStream::new(#guard, #stream, |#chunk| {
+                ::otel_agent_runtime::__private::LlmStream::new(#guard, #stream, |#chunk, content| {
                     (
                         (&&&&&::otel_agent_runtime::__private::Probe(chunk)).__otel_outcome(),
-                        (&&::otel_agent_runtime::__private::Probe(chunk)).__otel_response(),
+                        (&&::otel_agent_runtime::__private::Probe(chunk)).__otel_response(content),
                     )
                 })
             }
@@ -789,6 +789,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
         ) #capture;
         #request
     };
+    let content = format_ident!("__otel_agent_content", span = hidden);
     let finish = quote! {
         {
             #[allow(unused_imports)]
@@ -796,11 +797,12 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
                 OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
                 OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
             };
-            // Nobody listening: the response is not read at all.
-            if #guard.is_recording() {
+            // Nobody listening: the response is not read at all; its messages
+            // only when content is captured.
+            if let ::core::option::Option::Some(#content) = #guard.reading() {
                 #guard.finish(
                     (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
-                    (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(),
+                    (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(#content),
                 );
             }
         }

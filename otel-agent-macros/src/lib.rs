@@ -222,10 +222,12 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///         return body.await; // nothing listens: the function as written
 ///     };
 ///     let result: Result<ChatResponse, Error> = instrument(body, guard.span()).await;
-///     guard.finish(
-///         (&&&&&Probe(&result)).__otel_outcome(),  // Ok, or Err's error.type
-///         (&&Probe(&result)).__otel_response(),    // usage, response model, ... via LlmResponse
-///     );
+///     if let Some(content) = guard.reading() {       // anything listening? content captured?
+///         guard.finish(
+///             (&&&&&Probe(&result)).__otel_outcome(),  // Ok, or Err's error.type
+///             (&&Probe(&result)).__otel_response(content), // usage, model, ...: LlmResponse
+///         );
+///     }
 ///     result
 /// }
 /// ```

@@ -235,11 +235,12 @@ fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<Stri
     if !is_ours(span) {
         return;
     }
-    let requested = capture_requested(span);
     with_layer(span, |layer| {
-        let mode = match (layer.options.capture, requested) {
-            (mode, _) if mode.any() => mode,
-            (_, true) => crate::CaptureMode::SpanOnly,
+        let mode = match layer.options.capture {
+            mode if mode.any() => mode,
+            // Asked for by this call only: a lookup made only when capture is
+            // off for the process.
+            _ if capture_requested(span) => crate::CaptureMode::SpanOnly,
             _ => return,
         };
         let Some(text) = value() else {
@@ -277,7 +278,12 @@ fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<Stri
             crate::bridge::set_attributes(span, attrs);
         }
         if mode.as_event() {
-            span.add_otel_event(DETAILS_EVENT, vec![KeyValue::new(key, text)]);
+            // A model call's content goes out in one event per inference, with
+            // the call's attributes, when it ends; a step's, as it comes.
+            let content = KeyValue::new(key, text);
+            if !crate::layer::stash_details(span, content.clone()) {
+                span.add_otel_event(DETAILS_EVENT, vec![content]);
+            }
         }
     });
 }
@@ -319,10 +325,148 @@ pub fn record_system_instructions(text: &str) {
     });
 }
 
+/// Records what a request says of its content (`#[llm_call(request = req)]`):
+/// its messages and system instructions, read only when content is captured.
+pub(crate) fn record_request<R: crate::LlmRequest + ?Sized>(span: &Span, request: &R) {
+    record_on(span, semconv::GEN_AI_SYSTEM_INSTRUCTIONS, || {
+        let parts = request.system_instructions();
+        (!parts.is_empty()).then(|| to_json(&parts).to_string())
+    });
+    record_on(span, semconv::GEN_AI_INPUT_MESSAGES, || {
+        let messages = request.input_messages();
+        (!messages.is_empty()).then(|| to_json(&messages).to_string())
+    });
+}
+
+/// Records a call's answer read from its response (or put together from its
+/// stream's deltas): tool call arguments sent as JSON text become JSON, and
+/// choices a stream never touched are left out.
+pub(crate) fn record_output_of(span: &Span, messages: &[Message]) {
+    record_on(span, semconv::GEN_AI_OUTPUT_MESSAGES, || {
+        let messages: Vec<Message> = messages
+            .iter()
+            .filter(|m| !m.role.is_empty() || !m.parts.is_empty())
+            .cloned()
+            .map(|mut m| {
+                for part in &mut m.parts {
+                    if let Part::ToolCall { arguments, .. } = part {
+                        if let Json::String(text) = arguments {
+                            if let Ok(parsed) = serde_json::from_str::<Json>(text) {
+                                *arguments = parsed;
+                            }
+                        }
+                    }
+                }
+                m
+            })
+            .collect();
+        (!messages.is_empty()).then(|| to_json(&messages).to_string())
+    });
+}
+
+/// Adds one chunk's output deltas to a stream's answer so far (see
+/// [`LlmResponse::output_messages`](crate::LlmResponse::output_messages)).
+pub(crate) fn merge_deltas(into: &mut Vec<Message>, chunk: Vec<Message>) {
+    for (k, delta) in chunk.into_iter().enumerate() {
+        if into.len() <= k {
+            into.resize_with(k + 1, || Message {
+                role: String::new(),
+                parts: Vec::new(),
+                finish_reason: None,
+            });
+        }
+        let message = &mut into[k];
+        if message.role.is_empty() {
+            message.role = delta.role;
+        }
+        if delta.finish_reason.is_some() {
+            message.finish_reason = delta.finish_reason;
+        }
+        for part in delta.parts {
+            match part {
+                Part::Text { content } => match message.parts.last_mut() {
+                    Some(Part::Text { content: text }) => text.push_str(&content),
+                    _ => message.parts.push(Part::Text { content }),
+                },
+                Part::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } if id.is_empty() => {
+                    let last = message
+                        .parts
+                        .iter_mut()
+                        .rev()
+                        .find(|p| matches!(p, Part::ToolCall { .. }));
+                    match last {
+                        Some(Part::ToolCall {
+                            name: so_far,
+                            arguments: Json::String(args),
+                            ..
+                        }) => {
+                            so_far.push_str(&name);
+                            if let Json::String(more) = arguments {
+                                args.push_str(&more);
+                            }
+                        }
+                        _ => message.parts.push(Part::ToolCall {
+                            id,
+                            name,
+                            arguments,
+                        }),
+                    }
+                }
+                other => message.parts.push(other),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stream_deltas_are_put_together_by_choice() {
+        let delta = |role: &str, parts: Vec<Part>| Message {
+            role: role.to_owned(),
+            parts,
+            finish_reason: None,
+        };
+        let text = |t: &str| Part::Text {
+            content: t.to_owned(),
+        };
+        let call = |id: &str, name: &str, args: &str| Part::ToolCall {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            arguments: Json::String(args.to_owned()),
+        };
+        let mut answer = Vec::new();
+        merge_deltas(&mut answer, vec![delta("assistant", vec![text("Hel")])]);
+        // Choice 1 starts; choice 0 untouched in this chunk.
+        merge_deltas(
+            &mut answer,
+            vec![delta("", vec![]), delta("assistant", vec![text("Bon")])],
+        );
+        merge_deltas(&mut answer, vec![delta("", vec![text("lo")])]);
+        merge_deltas(
+            &mut answer,
+            vec![delta("", vec![call("call_1", "get_weather", "{\"ci")])],
+        );
+        merge_deltas(&mut answer, vec![delta("", vec![call("", "", "ty\":1}")])]);
+        let mut last = delta("", vec![]);
+        last.finish_reason = Some("tool_calls".to_owned());
+        merge_deltas(&mut answer, vec![last]);
+        assert_eq!(answer.len(), 2);
+        assert_eq!(answer[0].role, "assistant");
+        assert_eq!(
+            answer[0].parts,
+            vec![text("Hello"), call("call_1", "get_weather", "{\"city\":1}")]
+        );
+        assert_eq!(answer[0].finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(answer[1].parts, vec![text("Bon")]);
+    }
 
     #[test]
     fn the_default_redactor_scrubs_common_secrets() {

@@ -15,8 +15,8 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
 use crate::layer::{
-    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, with_layer,
-    InstrumentsLayer, Rollup,
+    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, take_details,
+    with_layer, InstrumentsLayer, Rollup,
 };
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
@@ -517,6 +517,9 @@ pub struct LlmGuard {
     /// When the call started; `None` once it ended, or when nobody listens (a
     /// disabled span), so that an uninstrumented run reads no clock at all.
     start: Option<Instant>,
+    /// This call asked for its content whatever the process's setting
+    /// (`capture_content = true`).
+    capture: bool,
 }
 
 impl LlmGuard {
@@ -534,6 +537,7 @@ impl LlmGuard {
             model,
             span,
             start,
+            capture: false,
         }
     }
 
@@ -550,9 +554,30 @@ impl LlmGuard {
 
     /// Asks for this call's messages to be captured even when content capture is
     /// off for the process (`#[llm_call(capture_content = true)]`).
-    pub fn capture_content(self) -> Self {
+    pub fn capture_content(mut self) -> Self {
         request_capture(&self.span);
+        self.capture = true;
         self
+    }
+
+    /// `None` when nothing listens (the response is not read at all), else
+    /// whether the response's messages are to be read (content is captured).
+    pub fn reading(&self) -> Option<bool> {
+        self.start.is_some().then(|| self.wants_content())
+    }
+
+    /// Whether this call's content is captured, so that its response's messages
+    /// are worth reading.
+    pub fn wants_content(&self) -> bool {
+        if self.start.is_none() {
+            return false;
+        }
+        if self.capture {
+            return true;
+        }
+        let mut on = false;
+        with_layer(&self.span, |layer| on = layer.options.capture.any());
+        on
     }
 
     pub(crate) fn mark_streaming(&self) {
@@ -635,6 +660,10 @@ impl LlmGuard {
         if let Some(error_type) = &error_type {
             mark_error(span, error_type, message.as_deref());
         }
+        // Only filled when content is captured (`wants_content`).
+        if !report.output.is_empty() {
+            crate::content::record_output_of(span, &report.output);
+        }
         let mut attrs = Some(attrs);
         with_layer(span, |layer| {
             let Some(mut attrs) = attrs.take() else {
@@ -646,6 +675,32 @@ impl LlmGuard {
             let cost = price(layer, model, &report);
             if let Some(cost) = cost {
                 attrs.push(KeyValue::new(COST_ATTRIBUTE, cost));
+            }
+            if layer.options.capture.as_event() {
+                if let Some(content) = take_details(span) {
+                    let mut details = vec![
+                        static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation),
+                        static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
+                        KeyValue::new(
+                            semconv::GEN_AI_REQUEST_MODEL,
+                            Value::String(model.value.clone()),
+                        ),
+                    ];
+                    details.extend(
+                        attrs
+                            .iter()
+                            .filter(|kv| kv.key.as_str().starts_with("gen_ai."))
+                            .cloned(),
+                    );
+                    if let Some(error_type) = &error_type {
+                        details.push(KeyValue::new(
+                            semconv::ERROR_TYPE,
+                            cow_value(error_type.clone()),
+                        ));
+                    }
+                    details.extend(content);
+                    span.add_otel_event(crate::export_guard::DETAILS_EVENT, details);
+                }
             }
             let rollup = report.usage.map(|usage| Rollup {
                 input_tokens: usage.input_tokens.unwrap_or(0),

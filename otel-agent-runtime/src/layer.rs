@@ -72,6 +72,35 @@ struct Delegated;
 /// On a span whose call panicked: the panic's message.
 struct Panicked(String);
 
+/// On an `#[llm_call]` span, in the event capture modes: the content recorded
+/// so far, sent as one details event when the call ends.
+struct PendingDetails(Vec<KeyValue>);
+
+/// Keeps `content` for the call's one details event. Returns `false` when
+/// `span` is not an `#[llm_call]` span.
+pub(crate) fn stash_details(span: &Span, content: KeyValue) -> bool {
+    with_registry_span(span, |s| {
+        if !is_llm_call(s.metadata()) {
+            return false;
+        }
+        let mut ext = s.extensions_mut();
+        match ext.get_mut::<PendingDetails>() {
+            Some(pending) => pending.0.push(content),
+            None => ext.insert(PendingDetails(vec![content])),
+        }
+        true
+    })
+    .unwrap_or(false)
+}
+
+/// The content kept for the call's details event, if any.
+pub(crate) fn take_details(span: &Span) -> Option<Vec<KeyValue>> {
+    with_registry_span(span, |s| {
+        s.extensions_mut().remove::<PendingDetails>().map(|p| p.0)
+    })
+    .flatten()
+}
+
 /// On an `#[llm_call]` span: when the first chunk of its stream arrived. The
 /// call's end turns it into the span attribute and the histogram point, so a
 /// stream read through `LlmStream`, `ChatStreamSummary` or a loop of the user's

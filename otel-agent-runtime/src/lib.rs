@@ -140,6 +140,7 @@ pub mod __private {
     /// Records a request's settings on an `#[llm_call]` span (`request = ...`).
     pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {
         request.request_params().record(span);
+        crate::content::record_request(span, request);
     }
     pub use tracing;
 

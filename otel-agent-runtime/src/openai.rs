@@ -75,13 +75,20 @@ use crate::SpanExt as _;
 use async_openai::config::Config;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
-    ChatChoiceStream, CompletionUsage, CreateChatCompletionRequest, CreateChatCompletionResponse,
+    ChatChoiceStream, ChatCompletionMessageToolCalls, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestAssistantMessageContentPart, ChatCompletionRequestDeveloperMessageContent,
+    ChatCompletionRequestDeveloperMessageContentPart, ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestSystemMessageContentPart,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestToolMessageContentPart,
+    ChatCompletionRequestUserMessageContent, ChatCompletionRequestUserMessageContentPart,
+    CompletionUsage, CreateChatCompletionRequest, CreateChatCompletionResponse,
     CreateChatCompletionStreamResponse, FinishReason, StopConfiguration,
 };
 use async_openai::Client;
 use futures_core::Stream;
 use tracing::Span;
 
+use crate::content::{Message, Part};
 pub use crate::request::{LlmRequest, RequestParams};
 use crate::response::{ErrorType, LlmResponse, Usage};
 use crate::semconv;
@@ -132,8 +139,57 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A chat completion: usage, model, id and one finish reason per choice.
+/// A text part, unless the text is empty.
+fn text_part(text: &str) -> Option<Part> {
+    (!text.is_empty()).then(|| Part::Text {
+        content: text.to_owned(),
+    })
+}
+
+/// A tool call the model asked for, its arguments as JSON when they parse.
+fn tool_call_part(call: &ChatCompletionMessageToolCalls) -> Part {
+    let (id, name, arguments) = match call {
+        ChatCompletionMessageToolCalls::Function(c) => {
+            (&c.id, &c.function.name, &c.function.arguments)
+        }
+        ChatCompletionMessageToolCalls::Custom(c) => {
+            (&c.id, &c.custom_tool.name, &c.custom_tool.input)
+        }
+    };
+    Part::ToolCall {
+        id: id.clone(),
+        name: name.clone(),
+        arguments: serde_json::from_str(arguments)
+            .unwrap_or_else(|_| serde_json::Value::String(arguments.clone())),
+    }
+}
+
+/// A chat completion: usage, model, id, one finish reason per choice, and
+/// (under content capture) one output message per choice.
 impl LlmResponse for CreateChatCompletionResponse {
+    fn output_messages(&self) -> Vec<Message> {
+        self.choices
+            .iter()
+            .map(|choice| {
+                let m = &choice.message;
+                let parts = m
+                    .content
+                    .as_deref()
+                    .and_then(text_part)
+                    .into_iter()
+                    .chain(m.refusal.as_deref().and_then(text_part))
+                    .chain(m.tool_calls.iter().flatten().map(tool_call_part))
+                    .collect();
+                Message {
+                    role: "assistant".to_owned(),
+                    parts,
+                    finish_reason: choice
+                        .finish_reason
+                        .map(|r| finish_reason_name(r).to_owned()),
+                }
+            })
+            .collect()
+    }
     fn usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(Usage::from)
     }
@@ -155,7 +211,48 @@ impl LlmResponse for CreateChatCompletionResponse {
 /// One stream chunk. Only the final chunk of a stream requested with
 /// `stream_options.include_usage` carries usage; only the chunk that ends a choice
 /// carries its finish reason. To read a whole stream, see [`ChatStreamSummary`].
+/// Its output messages are its deltas, by choice index.
 impl LlmResponse for CreateChatCompletionStreamResponse {
+    fn output_messages(&self) -> Vec<Message> {
+        let mut deltas: Vec<Message> = Vec::new();
+        for choice in &self.choices {
+            let k = choice.index as usize;
+            if deltas.len() <= k {
+                deltas.resize_with(k + 1, || Message {
+                    role: String::new(),
+                    parts: Vec::new(),
+                    finish_reason: None,
+                });
+            }
+            let delta = &choice.delta;
+            let message = &mut deltas[k];
+            if delta.role.is_some() {
+                "assistant".clone_into(&mut message.role);
+            }
+            message
+                .parts
+                .extend(delta.content.as_deref().and_then(text_part));
+            message
+                .parts
+                .extend(delta.refusal.as_deref().and_then(text_part));
+            for call in delta.tool_calls.iter().flatten() {
+                let function = call.function.as_ref();
+                message.parts.push(Part::ToolCall {
+                    id: call.id.clone().unwrap_or_default(),
+                    name: function.and_then(|f| f.name.clone()).unwrap_or_default(),
+                    arguments: serde_json::Value::String(
+                        function
+                            .and_then(|f| f.arguments.clone())
+                            .unwrap_or_default(),
+                    ),
+                });
+            }
+            message.finish_reason = choice
+                .finish_reason
+                .map(|r| finish_reason_name(r).to_owned());
+        }
+        deltas
+    }
     fn usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(Usage::from)
     }
@@ -178,6 +275,13 @@ impl LlmResponse for CreateChatCompletionStreamResponse {
 /// usage from the last chunk that has it, model and id from the first, one finish
 /// reason per choice (in choice order).
 impl LlmResponse for [CreateChatCompletionStreamResponse] {
+    fn output_messages(&self) -> Vec<Message> {
+        let mut answer = Vec::new();
+        for chunk in self {
+            crate::content::merge_deltas(&mut answer, chunk.output_messages());
+        }
+        answer
+    }
     fn usage(&self) -> Option<Usage> {
         self.iter()
             .rev()
@@ -213,6 +317,9 @@ impl LlmResponse for Vec<CreateChatCompletionStreamResponse> {
     }
     fn finish_reasons(&self) -> Vec<&str> {
         self.as_slice().finish_reasons()
+    }
+    fn output_messages(&self) -> Vec<Message> {
+        self.as_slice().output_messages()
     }
 }
 
@@ -512,6 +619,32 @@ impl ChatStreamSummary {
 }
 
 impl LlmResponse for ChatStreamSummary {
+    fn output_messages(&self) -> Vec<Message> {
+        self.choices
+            .iter()
+            .map(|choice| {
+                let parts = text_part(&choice.content)
+                    .into_iter()
+                    .chain(choice.refusal.as_deref().and_then(text_part))
+                    .chain(choice.tool_calls.iter().map(|call| Part::ToolCall {
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments:
+                            serde_json::from_str(&call.arguments).unwrap_or_else(|_| {
+                                serde_json::Value::String(call.arguments.clone())
+                            }),
+                    }))
+                    .collect();
+                Message {
+                    role: "assistant".to_owned(),
+                    parts,
+                    finish_reason: choice
+                        .finish_reason
+                        .map(|r| finish_reason_name(r).to_owned()),
+                }
+            })
+            .collect()
+    }
     fn usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(Usage::from)
     }
@@ -562,13 +695,137 @@ impl LlmRequest for CreateChatCompletionRequest {
             choice_count: request.n.filter(|&n| n != 1).map(u64::from),
         }
     }
+
+    /// The conversation sent, system and developer messages apart: user and
+    /// assistant text, the tool calls the assistant asked for and the tools'
+    /// answers. Images, audio and files are left out (the conventions' parts
+    /// for them would carry the data).
+    fn input_messages(&self) -> Vec<Message> {
+        self.messages.iter().filter_map(input_message).collect()
+    }
+
+    /// The system and developer messages' text, in order.
+    fn system_instructions(&self) -> Vec<Part> {
+        let mut parts = Vec::new();
+        for message in &self.messages {
+            match message {
+                ChatCompletionRequestMessage::System(m) => match &m.content {
+                    ChatCompletionRequestSystemMessageContent::Text(t) => {
+                        parts.extend(text_part(t))
+                    }
+                    ChatCompletionRequestSystemMessageContent::Array(a) => {
+                        parts.extend(a.iter().filter_map(|p| match p {
+                            ChatCompletionRequestSystemMessageContentPart::Text(t) => {
+                                text_part(&t.text)
+                            }
+                        }));
+                    }
+                },
+                ChatCompletionRequestMessage::Developer(m) => match &m.content {
+                    ChatCompletionRequestDeveloperMessageContent::Text(t) => {
+                        parts.extend(text_part(t));
+                    }
+                    ChatCompletionRequestDeveloperMessageContent::Array(a) => {
+                        parts.extend(a.iter().filter_map(|p| match p {
+                            ChatCompletionRequestDeveloperMessageContentPart::Text(t) => {
+                                text_part(&t.text)
+                            }
+                        }));
+                    }
+                },
+                _ => {}
+            }
+        }
+        parts
+    }
+}
+
+/// One message of a request in the conventions' shape; `None` for system and
+/// developer messages (system instructions) and for a message with nothing
+/// the conventions' text parts can hold.
+fn input_message(message: &ChatCompletionRequestMessage) -> Option<Message> {
+    let (role, parts): (&str, Vec<Part>) = match message {
+        ChatCompletionRequestMessage::System(_) | ChatCompletionRequestMessage::Developer(_) => {
+            return None
+        }
+        ChatCompletionRequestMessage::User(m) => (
+            "user",
+            match &m.content {
+                ChatCompletionRequestUserMessageContent::Text(t) => {
+                    text_part(t).into_iter().collect()
+                }
+                ChatCompletionRequestUserMessageContent::Array(a) => a
+                    .iter()
+                    .filter_map(|p| match p {
+                        ChatCompletionRequestUserMessageContentPart::Text(t) => text_part(&t.text),
+                        _ => None,
+                    })
+                    .collect(),
+            },
+        ),
+        ChatCompletionRequestMessage::Assistant(m) => {
+            let mut parts: Vec<Part> = match &m.content {
+                Some(ChatCompletionRequestAssistantMessageContent::Text(t)) => {
+                    text_part(t).into_iter().collect()
+                }
+                Some(ChatCompletionRequestAssistantMessageContent::Array(a)) => a
+                    .iter()
+                    .filter_map(|p| match p {
+                        ChatCompletionRequestAssistantMessageContentPart::Text(t) => {
+                            text_part(&t.text)
+                        }
+                        ChatCompletionRequestAssistantMessageContentPart::Refusal(r) => {
+                            text_part(&r.refusal)
+                        }
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            parts.extend(m.tool_calls.iter().flatten().map(tool_call_part));
+            ("assistant", parts)
+        }
+        ChatCompletionRequestMessage::Tool(m) => {
+            let text = match &m.content {
+                ChatCompletionRequestToolMessageContent::Text(t) => t.clone(),
+                ChatCompletionRequestToolMessageContent::Array(a) => a
+                    .iter()
+                    .map(|p| match p {
+                        ChatCompletionRequestToolMessageContentPart::Text(t) => t.text.as_str(),
+                    })
+                    .collect(),
+            };
+            (
+                "tool",
+                vec![Part::ToolCallResponse {
+                    id: m.tool_call_id.clone(),
+                    response: serde_json::Value::String(text),
+                }],
+            )
+        }
+        #[allow(deprecated)]
+        ChatCompletionRequestMessage::Function(m) => (
+            "tool",
+            vec![Part::ToolCallResponse {
+                id: m.name.clone(),
+                response: serde_json::Value::String(m.content.clone().unwrap_or_default()),
+            }],
+        ),
+    };
+    (!parts.is_empty()).then(|| Message {
+        role: role.to_owned(),
+        parts,
+        finish_reason: None,
+    })
 }
 
 /// Records the request's settings (temperature, max tokens, top_p, penalties, seed,
-/// stop sequences, choice count) on the current span: call it first thing in an
-/// `#[llm_call]` function. Settings the request leaves out are not recorded.
+/// stop sequences, choice count) on the current span, and under content capture
+/// its messages: call it first thing in an `#[llm_call]` function (or write
+/// `#[llm_call(request = req)]`). Settings the request leaves out are not recorded.
 pub fn record_request(request: &CreateChatCompletionRequest) {
-    request.request_params().record(&Span::current());
+    let span = Span::current();
+    request.request_params().record(&span);
+    crate::content::record_request(&span, request);
 }
 
 // ---------------------------------------------------------------------------

@@ -118,17 +118,24 @@ pub struct ResponseReport {
     pub response_id: Option<String>,
     /// `gen_ai.response.finish_reasons`.
     pub finish_reasons: Vec<String>,
+    /// `gen_ai.output.messages`, read only when content is captured.
+    pub output: Vec<crate::content::Message>,
 }
 
 /// Return types that implement [`LlmResponse`].
 pub trait ReadResponse {
-    /// Fills the report.
-    fn __otel_response(&self) -> ResponseReport;
+    /// Fills the report; the output messages only when `content` (captured).
+    fn __otel_response(&self, content: bool) -> ResponseReport;
 }
 impl<T: LlmResponse + ?Sized> ReadResponse for &Probe<'_, T> {
-    fn __otel_response(&self) -> ResponseReport {
+    fn __otel_response(&self, content: bool) -> ResponseReport {
         let value = self.0;
         ResponseReport {
+            output: if content {
+                value.output_messages()
+            } else {
+                Vec::new()
+            },
             usage: value.usage().map(crate::response::Usage::bounded),
             response_model: value.response_model().map(str::to_owned),
             response_id: value.response_id().map(str::to_owned),
@@ -144,10 +151,10 @@ impl<T: LlmResponse + ?Sized> ReadResponse for &Probe<'_, T> {
 /// Return types that do not: nothing to read.
 pub trait ReadNoResponse {
     /// An empty report.
-    fn __otel_response(&self) -> ResponseReport;
+    fn __otel_response(&self, content: bool) -> ResponseReport;
 }
 impl<T: ?Sized> ReadNoResponse for Probe<'_, T> {
-    fn __otel_response(&self) -> ResponseReport {
+    fn __otel_response(&self, _content: bool) -> ResponseReport {
         ResponseReport::default()
     }
 }
@@ -243,10 +250,10 @@ mod tests {
     fn responses_are_read_when_the_type_says_how() {
         let r: Result<Reply, Opaque> = Ok(Reply);
         assert_eq!(
-            (&&Probe(&r)).__otel_response().usage,
+            (&&Probe(&r)).__otel_response(false).usage,
             Some(Usage::new(3, 4))
         );
         let r: Result<String, Opaque> = Ok(String::new());
-        assert_eq!((&&Probe(&r)).__otel_response().usage, None);
+        assert_eq!((&&Probe(&r)).__otel_response(false).usage, None);
     }
 }

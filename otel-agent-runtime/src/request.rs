@@ -21,6 +21,8 @@
 
 use std::sync::Arc;
 
+use crate::content::{Message, Part};
+
 use crate::SpanExt as _;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use tracing::Span;
@@ -124,28 +126,37 @@ impl RequestParams {
 }
 
 /// A request whose settings telemetry can read (`#[llm_call(request = req)]`).
+///
+/// The two content methods are read only when content is captured (see
+/// [`content`](crate::content)): their messages go through the same redaction
+/// and size limit as any content.
 pub trait LlmRequest {
     /// The settings of this request.
     fn request_params(&self) -> RequestParams;
-}
 
-impl<T: LlmRequest + ?Sized> LlmRequest for &T {
-    fn request_params(&self) -> RequestParams {
-        (**self).request_params()
+    /// The messages sent to the model, system instructions apart
+    /// (`gen_ai.input.messages`). None by default.
+    fn input_messages(&self) -> Vec<Message> {
+        Vec::new()
+    }
+
+    /// The system (or developer) instructions (`gen_ai.system_instructions`).
+    /// None by default.
+    fn system_instructions(&self) -> Vec<Part> {
+        Vec::new()
     }
 }
 
-impl<T: LlmRequest + ?Sized> LlmRequest for Box<T> {
-    fn request_params(&self) -> RequestParams {
-        (**self).request_params()
-    }
+macro_rules! forward_request {
+    ($($ty:ty),*) => {$(
+        impl<T: LlmRequest + ?Sized> LlmRequest for $ty {
+            fn request_params(&self) -> RequestParams { (**self).request_params() }
+            fn input_messages(&self) -> Vec<Message> { (**self).input_messages() }
+            fn system_instructions(&self) -> Vec<Part> { (**self).system_instructions() }
+        }
+    )*};
 }
-
-impl<T: LlmRequest + ?Sized> LlmRequest for Arc<T> {
-    fn request_params(&self) -> RequestParams {
-        (**self).request_params()
-    }
-}
+forward_request!(&T, Box<T>, Arc<T>);
 
 impl LlmRequest for RequestParams {
     fn request_params(&self) -> RequestParams {

@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::content::Message;
+
 /// Token counts of one model call, as the provider reported them.
 ///
 /// Every field is optional: a count the provider did not report stays `None`, and
@@ -119,6 +121,17 @@ pub trait LlmResponse {
     fn finish_reasons(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// The model's answer, one message per choice (`gen_ai.output.messages`),
+    /// read only when content is captured. None by default.
+    ///
+    /// For one chunk of a stream: the chunk's deltas, message `k` continuing
+    /// choice `k` (an empty message for a choice the chunk does not touch).
+    /// Text parts are appended to the choice's text; a tool call part with an
+    /// empty id continues the choice's last tool call (its name and its
+    /// arguments, as a JSON string of the fragment).
+    fn output_messages(&self) -> Vec<Message> {
+        Vec::new()
+    }
 }
 
 macro_rules! forward_response {
@@ -128,6 +141,7 @@ macro_rules! forward_response {
             fn response_model(&self) -> Option<&str> { (**self).response_model() }
             fn response_id(&self) -> Option<&str> { (**self).response_id() }
             fn finish_reasons(&self) -> Vec<&str> { (**self).finish_reasons() }
+            fn output_messages(&self) -> Vec<Message> { (**self).output_messages() }
         }
     )*};
 }
@@ -146,6 +160,9 @@ impl<T: LlmResponse, E> LlmResponse for Result<T, E> {
     fn finish_reasons(&self) -> Vec<&str> {
         self.as_ref().map(T::finish_reasons).unwrap_or_default()
     }
+    fn output_messages(&self) -> Vec<Message> {
+        self.as_ref().map(T::output_messages).unwrap_or_default()
+    }
 }
 
 impl<T: LlmResponse> LlmResponse for Option<T> {
@@ -160,6 +177,9 @@ impl<T: LlmResponse> LlmResponse for Option<T> {
     }
     fn finish_reasons(&self) -> Vec<&str> {
         self.as_ref().map(T::finish_reasons).unwrap_or_default()
+    }
+    fn output_messages(&self) -> Vec<Message> {
+        self.as_ref().map(T::output_messages).unwrap_or_default()
     }
 }
 

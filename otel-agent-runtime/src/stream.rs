@@ -10,8 +10,9 @@ use futures_core::Stream;
 use crate::guard::LlmGuard;
 use crate::probe::{Outcome, ResponseReport};
 
-/// What one chunk says: an error, or parts of the response.
-pub type ChunkReader<T> = fn(&T) -> (Outcome, ResponseReport);
+/// What one chunk says: an error, or parts of the response (with its output
+/// deltas when the second argument, content captured, is true).
+pub type ChunkReader<T> = fn(&T, bool) -> (Outcome, ResponseReport);
 
 pin_project_lite::pin_project! {
     /// A model's streamed response, instrumented.
@@ -29,6 +30,7 @@ pin_project_lite::pin_project! {
         report: ResponseReport,
         failure: Option<Outcome>,
         first_chunk: bool,
+        content: bool,
     }
 }
 
@@ -36,6 +38,7 @@ impl<S: Stream> LlmStream<S> {
     /// Wraps the stream an `#[llm_call]` function returned.
     pub fn new(guard: LlmGuard, inner: S, read: ChunkReader<S::Item>) -> Self {
         guard.mark_streaming();
+        let content = guard.wants_content();
         Self {
             inner,
             guard: Some(guard),
@@ -43,6 +46,7 @@ impl<S: Stream> LlmStream<S> {
             report: ResponseReport::default(),
             failure: None,
             first_chunk: true,
+            content,
         }
     }
 }
@@ -58,6 +62,9 @@ fn merge(into: &mut ResponseReport, chunk: ResponseReport) {
         into.response_id = chunk.response_id;
     }
     into.finish_reasons.extend(chunk.finish_reasons);
+    if !chunk.output.is_empty() {
+        crate::content::merge_deltas(&mut into.output, chunk.output);
+    }
 }
 
 impl<S: Stream> Stream for LlmStream<S> {
@@ -78,7 +85,7 @@ impl<S: Stream> Stream for LlmStream<S> {
                 if std::mem::take(this.first_chunk) {
                     guard.note_first_chunk(Instant::now());
                 }
-                let (outcome, chunk) = (this.read)(&item);
+                let (outcome, chunk) = (this.read)(&item, *this.content);
                 if matches!(outcome, Outcome::Failure { .. }) && this.failure.is_none() {
                     *this.failure = Some(outcome);
                 }
