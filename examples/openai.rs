@@ -30,7 +30,7 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use futures::StreamExt as _;
-use otel_agent_runtime::openai::{self, ChatStreamSummary};
+use otel_agent_runtime::openai::ChatStreamSummary;
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse};
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -102,12 +102,13 @@ impl Model {
     /// One chat completion. The span `chat {model}` gets the usage, response
     /// model, id and finish reasons from the returned response by itself.
     /// `request = request` records its temperature, max_tokens, ... at the start.
-    #[llm_call(model = self.name, provider = "openai", request = request)]
+    /// `client = self.client` adds server.address and server.port, on the span
+    /// and the call's metrics.
+    #[llm_call(model = self.name, provider = "openai", request = request, client = self.client)]
     async fn chat(
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<CreateChatCompletionResponse, OpenAIError> {
-        openai::record_client(&self.client); // server.address, server.port
         self.client.chat().create(request).await
     }
 
@@ -115,12 +116,17 @@ impl Model {
     /// `stream` the span stays open until the caller has read the stream: time
     /// to first chunk, then usage, finish reasons and response model from the
     /// chunks (usage in the final one, when the request asks for it).
-    #[llm_call(model = self.name, provider = "openai", request = request, stream)]
+    #[llm_call(
+        model = self.name,
+        provider = "openai",
+        request = request,
+        client = self.client,
+        stream
+    )]
     async fn chat_stream(
         &self,
         request: CreateChatCompletionRequest,
     ) -> Result<ChatCompletionResponseStream, OpenAIError> {
-        openai::record_client(&self.client);
         self.client.chat().create_stream(request).await
     }
 }

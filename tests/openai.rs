@@ -912,3 +912,58 @@ fn in_the_event_modes_each_inference_is_one_details_event_with_the_calls_attribu
         );
     }
 }
+
+#[llm_call(model = request.model, provider = "openai", client = client, stream)]
+async fn open_stream_on(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> Result<ChatCompletionResponseStream, OpenAIError> {
+    client.chat().create_stream(request).await
+}
+
+#[test]
+fn the_server_is_on_the_span_from_its_start_and_on_the_call_metrics() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = server.client();
+    let h = harness();
+    let req = request("hello there")
+        .stream_options(with_usage())
+        .build()
+        .unwrap();
+    h.block_on(async {
+        let mut stream = open_stream_on(&client, req).await.unwrap();
+        while stream.try_next().await.unwrap().is_some() {}
+        // record_client inside the body: the same on metrics.
+        chat(&client, request("hello").build().unwrap())
+            .await
+            .unwrap();
+    });
+    let spans = h.finished_spans();
+    assert_eq!(spans.len(), 2);
+    for span in &spans {
+        assert_eq!(attr(span, "server.address"), Some("127.0.0.1".into()));
+        assert_eq!(attr(span, "server.port"), i(server.port.into()));
+    }
+    let metrics = h.metrics();
+    for name in [
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.operation.time_to_first_chunk",
+    ] {
+        let points = f64_histogram_points(metrics.expect(name));
+        assert!(!points.is_empty(), "{name}");
+        for point in points {
+            let attrs = point_attrs(point.attributes());
+            assert_eq!(attrs["server.address"], "127.0.0.1", "{name}: {attrs:?}");
+            assert_eq!(attrs["server.port"], server.port.to_string(), "{name}");
+        }
+    }
+    let tokens = u64_histogram_points(metrics.expect("gen_ai.client.token.usage"));
+    for point in tokens {
+        assert_eq!(
+            point_attrs(point.attributes())["server.address"],
+            "127.0.0.1"
+        );
+    }
+}

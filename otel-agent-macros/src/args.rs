@@ -77,6 +77,7 @@ fn example(key: &str) -> &'static str {
         "capture_content" => "capture_content = true",
         "stream" => "stream",
         "request" => "request = req",
+        "client" => "client = self.client",
         "arguments" => "arguments = query",
         "call_id" => "call_id = call.id",
         "fields" => "fields(app.query_len = query.len())",
@@ -354,6 +355,8 @@ pub(crate) struct LlmArgs {
     pub stream: Option<bool>,
     /// The request whose settings (temperature, max tokens, ...) are recorded.
     pub request: Option<Expr>,
+    /// The client whose server (`server.address`, `server.port`) is recorded.
+    pub client: Option<Expr>,
     pub common: Common,
 }
 
@@ -374,6 +377,7 @@ const LLM_KEYS: &[&str] = &[
     "request",
     "capture_content",
     "stream",
+    "client",
 ];
 /// The `gen_ai.operation.name` values that describe a call to a model.
 const LLM_OPERATIONS: &[&str] = &["chat", "text_completion", "generate_content", "embeddings"];
@@ -1292,6 +1296,9 @@ impl LlmArgs {
         let request = given
             .take("request")
             .and_then(|(arg, at)| expr_value(arg, given.errors(at)));
+        let client = given
+            .take("client")
+            .and_then(|(arg, at)| expr_value(arg, given.errors(at)));
         let common = parse_common(
             &mut given,
             cx,
@@ -1318,6 +1325,7 @@ impl LlmArgs {
             capture_content: capture_content.unwrap_or(false),
             stream,
             request,
+            client,
             common,
         })
     }

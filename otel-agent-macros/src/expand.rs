@@ -765,6 +765,11 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
             ::otel_agent_runtime::__private::record_request(#guard.span(), &(#expr));
         )
     });
+    let client = args.client.as_ref().map(|expr| {
+        quote_spanned!(first_span(expr)=>
+            ::otel_agent_runtime::__private::record_client(#guard.span(), &(#expr));
+        )
+    });
     let site = quote! {
         static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
             operation: #operation,
@@ -787,6 +792,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
                 #span_name, #name_value, __OTEL_AGENT_SITE.operation, #provider_var, #model.as_str() #fields
             ),
         ) #capture;
+        #client
         #request
     };
     let content = format_ident!("__otel_agent_content", span = hidden);

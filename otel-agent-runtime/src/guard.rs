@@ -16,7 +16,7 @@ use tracing::Span;
 
 use crate::layer::{
     finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, take_details,
-    with_layer, InstrumentsLayer, Rollup,
+    with_layer, InstrumentsLayer, Rollup, Server,
 };
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
@@ -709,9 +709,9 @@ impl LlmGuard {
                 priced: cost.is_some(),
             });
             // A wrapped call's tokens and cost are its inner call's: counted there.
-            let (owns, first_chunk) = finish_llm_span(span, attrs, rollup, start);
-            if owns {
-                if let Some(secs) = first_chunk {
+            let finished = finish_llm_span(span, attrs, rollup, start);
+            if finished.owns {
+                if let Some(secs) = finished.first_chunk {
                     // The duration's attributes, bar what is only known at the
                     // end (response model, error type): the two slice the same way.
                     let attrs = CallMetric {
@@ -720,6 +720,7 @@ impl LlmGuard {
                         provider,
                         model,
                         tenant: layer.tenant(span).as_ref(),
+                        server: finished.server.as_ref(),
                     }
                     .attrs(None, None);
                     layer.instruments.time_to_first_chunk.record(secs, &attrs);
@@ -727,9 +728,12 @@ impl LlmGuard {
                 record_llm_metrics(
                     layer,
                     span,
-                    site,
-                    provider,
-                    model,
+                    CallSite {
+                        site,
+                        provider,
+                        model,
+                        server: finished.server.as_ref(),
+                    },
                     elapsed,
                     error_type.clone(),
                     &report,
@@ -779,6 +783,7 @@ struct CallMetric<'a> {
     provider: &'static str,
     model: &'a ModelName,
     tenant: Option<&'a StringValue>,
+    server: Option<&'a Server>,
 }
 
 impl CallMetric<'_> {
@@ -796,8 +801,9 @@ impl CallMetric<'_> {
             provider,
             model,
             tenant,
+            server,
         } = self;
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8 + site.attributes.len());
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(10 + site.attributes.len());
         attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
         attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
         attrs.push(KeyValue::new(
@@ -813,6 +819,13 @@ impl CallMetric<'_> {
         if let Some(error_type) = error_type {
             attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
         }
+        if let Some(server) = server {
+            attrs.push(KeyValue::new(
+                semconv::SERVER_ADDRESS,
+                server.address.clone(),
+            ));
+            attrs.push(KeyValue::new(semconv::SERVER_PORT, server.port));
+        }
         attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
         if layer.options.legacy_names {
             attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
@@ -825,17 +838,29 @@ impl CallMetric<'_> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Which call a metric is for: its site, provider, model and server.
+struct CallSite<'a> {
+    site: &'static LlmSite,
+    provider: &'static str,
+    model: &'a ModelName,
+    server: Option<&'a Server>,
+}
+
 fn record_llm_metrics(
     layer: &InstrumentsLayer,
     span: &Span,
-    site: &'static LlmSite,
-    provider: &'static str,
-    model: &ModelName,
+    call: CallSite<'_>,
     elapsed: f64,
     error_type: Option<Cow<'static, str>>,
     report: &ResponseReport,
     cost: Option<f64>,
 ) {
+    let CallSite {
+        site,
+        provider,
+        model,
+        server,
+    } = call;
     let i = &layer.instruments;
     let tenant = layer.tenant(span);
     let metric = CallMetric {
@@ -844,6 +869,7 @@ fn record_llm_metrics(
         provider,
         model,
         tenant: tenant.as_ref(),
+        server,
     };
     let response_model = report.response_model.as_deref();
     let attrs = |error_type| metric.attrs(response_model, error_type);
@@ -873,6 +899,7 @@ fn record_llm_metrics(
                 model: model.as_str(),
                 response_model: report.response_model.as_deref(),
                 tenant: tenant.as_ref(),
+                server,
             },
             || attrs(None),
             &LlmRecord {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, StringValue};
 use tracing::span::{Attributes, Id};
 use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
@@ -99,6 +99,41 @@ pub(crate) fn take_details(span: &Span) -> Option<Vec<KeyValue>> {
         s.extensions_mut().remove::<PendingDetails>().map(|p| p.0)
     })
     .flatten()
+}
+
+/// The server a model call talks to (`server.address`, `server.port`): on its
+/// span, and on its duration and time-to-first-chunk metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Server {
+    pub address: StringValue,
+    pub port: i64,
+}
+
+/// Sets `server.address` / `server.port` on `span` and, on an `#[llm_call]`
+/// span, keeps them for the call's metrics.
+pub(crate) fn note_server(span: &Span, address: &str, port: u16) {
+    use crate::SpanExt as _;
+    let server = Server {
+        address: StringValue::from(address.to_owned()),
+        port: i64::from(port),
+    };
+    span.set_otel_attribute(semconv::SERVER_ADDRESS, server.address.clone());
+    span.set_otel_attribute(semconv::SERVER_PORT, server.port);
+    with_registry_span(span, |s| {
+        if is_llm_call(s.metadata()) {
+            s.extensions_mut().replace(server);
+        }
+    });
+}
+
+/// What the end of a model call's span found on it.
+pub(crate) struct Finished {
+    /// Whether this call owns its metrics (no nested inference span does).
+    pub owns: bool,
+    /// The time to first chunk, in seconds, when the call streamed.
+    pub first_chunk: Option<f64>,
+    /// Its server, when the client said.
+    pub server: Option<Server>,
 }
 
 /// On an `#[llm_call]` span: when the first chunk of its stream arrived. The
@@ -281,12 +316,14 @@ pub(crate) fn finish_llm_span(
     attrs: Vec<KeyValue>,
     rollup: Option<Rollup>,
     start: Instant,
-) -> (bool, Option<f64>) {
+) -> Finished {
     let mut attrs = Some(attrs);
     let mut first_chunk = None;
+    let mut server = None;
     let owns = with_registry_span(span, |s| {
         let (owns, first) = {
             let ext = s.extensions();
+            server = ext.get::<Server>().cloned();
             (
                 ext.get::<Delegated>().is_none(),
                 ext.get::<FirstChunk>().map(|f| f.0),
@@ -314,7 +351,11 @@ pub(crate) fn finish_llm_span(
     if let Some(attrs) = attrs {
         crate::bridge::set_attributes(span, attrs);
     }
-    (owns, first_chunk)
+    Finished {
+        owns,
+        first_chunk,
+        server,
+    }
 }
 
 /// Notes, once per call, that the first chunk of `span`'s stream arrived at

@@ -95,7 +95,7 @@ pub use instruments::{
 };
 pub use otel_agent_macros::{agent_step, llm_call};
 pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
-pub use request::{LlmRequest, RequestParams};
+pub use request::{LlmClient, LlmRequest, RequestParams};
 pub use response::{ErrorType, LlmResponse, Usage};
 #[cfg(feature = "tokio")]
 pub use signal::shutdown_signal;
@@ -141,6 +141,12 @@ pub mod __private {
     pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {
         request.request_params().record(span);
         crate::content::record_request(span, request);
+    }
+    /// Records a client's server on an `#[llm_call]` span (`client = ...`).
+    pub fn record_client<C: crate::LlmClient + ?Sized>(span: &tracing::Span, client: &C) {
+        if let Some((address, port)) = client.server() {
+            crate::layer::note_server(span, &address, port);
+        }
     }
     pub use tracing;
 

@@ -854,16 +854,23 @@ pub fn server_of(base_url: &str) -> Option<(String, u16)> {
 /// host.
 pub fn record_server(base_url: &str) {
     if let Some((address, port)) = server_of(base_url) {
-        let span = Span::current();
-        span.set_otel_attribute(semconv::SERVER_ADDRESS, address);
-        span.set_otel_attribute(semconv::SERVER_PORT, i64::from(port));
+        // On an `#[llm_call]` span they also go on the call's metrics.
+        crate::layer::note_server(&Span::current(), &address, port);
     }
 }
 
 /// Records `server.address` and `server.port` of the client's base URL (its
 /// config's `api_base`, which `OPENAI_BASE_URL` sets) on the current span.
+/// `#[llm_call(client = client)]` does it as the call starts.
 pub fn record_client<C: Config>(client: &Client<C>) {
     record_server(client.config().api_base());
+}
+
+/// The client's base URL's host and port (`#[llm_call(client = client)]`).
+impl<C: Config> crate::LlmClient for Client<C> {
+    fn server(&self) -> Option<(String, u16)> {
+        server_of(self.config().api_base())
+    }
 }
 
 // The guides in docs/ are compiled as documentation tests, so their examples

@@ -163,3 +163,20 @@ impl LlmRequest for RequestParams {
         self.clone()
     }
 }
+
+/// A client whose server telemetry can name (`#[llm_call(client = c)]`):
+/// `server.address` and `server.port` go on the call's span when it starts and
+/// on its duration and time-to-first-chunk metrics.
+pub trait LlmClient {
+    /// The host and port the client sends its requests to, if known.
+    fn server(&self) -> Option<(String, u16)>;
+}
+
+macro_rules! forward_client {
+    ($($ty:ty),*) => {$(
+        impl<T: LlmClient + ?Sized> LlmClient for $ty {
+            fn server(&self) -> Option<(String, u16)> { (**self).server() }
+        }
+    )*};
+}
+forward_client!(&T, Box<T>, Arc<T>);

@@ -72,6 +72,7 @@ pub(crate) struct LlmKey<'a> {
     pub model: &'a str,
     pub response_model: Option<&'a str>,
     pub tenant: Option<&'a StringValue>,
+    pub server: Option<&'a crate::layer::Server>,
 }
 
 #[derive(Debug)]
@@ -80,6 +81,7 @@ struct LlmSet {
     model: StringValue,
     response_model: Option<String>,
     tenant: Option<StringValue>,
+    server: Option<crate::layer::Server>,
     /// The duration's attributes, for binding the token series on first use:
     /// a series bound is a series exported, and token counts nobody reported
     /// must not appear as an empty series.
@@ -95,6 +97,7 @@ impl LlmSet {
             && self.model.as_str() == key.model
             && self.response_model.as_deref() == key.response_model
             && self.tenant.as_ref() == key.tenant
+            && self.server.as_ref() == key.server
     }
 }
 
@@ -140,6 +143,7 @@ impl SiteMetrics {
                 model: StringValue::from(key.model.to_owned()),
                 response_model: key.response_model.map(str::to_owned),
                 tenant: key.tenant.cloned(),
+                server: key.server.cloned(),
                 duration: instruments.llm_duration.bind(&attrs),
                 attrs,
                 input_tokens: OnceLock::new(),
