@@ -967,3 +967,55 @@ fn the_server_is_on_the_span_from_its_start_and_on_the_call_metrics() {
         );
     }
 }
+
+#[test]
+fn each_attempt_of_a_call_is_an_event_on_its_span_retries_included() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let client = openai::with_attempts(server.client());
+    let h = harness();
+    h.block_on(async {
+        chat(&client, request("hello").build().unwrap())
+            .await
+            .unwrap();
+        chat(&client, request("please fail").build().unwrap())
+            .await
+            .unwrap_err();
+    });
+    let spans = h.finished_spans();
+    assert_eq!(spans.len(), 2);
+    let attempts = |span: &opentelemetry_sdk::trace::SpanData| -> Vec<(i64, i64, Option<String>)> {
+        span.events
+            .iter()
+            .filter(|e| e.name == openai::ATTEMPT_EVENT)
+            .map(|e| {
+                let get = |k: &str| {
+                    e.attributes
+                        .iter()
+                        .find(|kv| kv.key.as_str() == k)
+                        .map(|kv| kv.value.clone())
+                };
+                let int = |k: &str| match get(k) {
+                    Some(Value::I64(n)) => n,
+                    other => panic!("{k}: {other:?}"),
+                };
+                (
+                    int("http.request.resend_count"),
+                    int("http.response.status_code"),
+                    get("error.type").map(|v| v.to_string()),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(attempts(&spans[0]), vec![(0, 200, None)]);
+    // async-openai retries a 429 three times: four attempts, each visible.
+    let failed = attempts(&spans[1]);
+    assert_eq!(
+        failed,
+        (0..4)
+            .map(|n| (n, 429, Some("429".to_owned())))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(attr(&spans[1], "error.type"), Some("429".into()));
+}

@@ -126,6 +126,29 @@ pub(crate) fn note_server(span: &Span, address: &str, port: u16) {
     });
 }
 
+/// On a span: how many HTTP attempts its call has made so far.
+#[cfg(feature = "async-openai")]
+struct AttemptCount(u32);
+
+/// The number of attempts `span`'s call made before this one (0 for the first).
+#[cfg(feature = "async-openai")]
+pub(crate) fn next_attempt(span: &Span) -> u32 {
+    with_registry_span(span, |s| {
+        let mut ext = s.extensions_mut();
+        match ext.get_mut::<AttemptCount>() {
+            Some(count) => {
+                count.0 += 1;
+                count.0
+            }
+            None => {
+                ext.insert(AttemptCount(0));
+                0
+            }
+        }
+    })
+    .unwrap_or(0)
+}
+
 /// What the end of a model call's span found on it.
 pub(crate) struct Finished {
     /// Whether this call owns its metrics (no nested inference span does).

@@ -873,6 +873,115 @@ impl<C: Config> crate::LlmClient for Client<C> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Attempts
+// ---------------------------------------------------------------------------
+
+/// The span event of one HTTP attempt (see [`AttemptsLayer`]).
+pub const ATTEMPT_EVENT: &str = "otel_agent.request.attempt";
+
+/// A tower layer for async-openai's HTTP stack that records every attempt of
+/// a request as an [`ATTEMPT_EVENT`] on the calling span: `http.request.resend_count`
+/// (0 for the first try), `http.response.status_code` when the server answered,
+/// and `error.type` when the attempt failed. Put it inside async-openai's retry
+/// layer so that each retry is seen, a retried 429 included:
+///
+/// ```
+/// use async_openai::middleware::{retry::OpenAIRetryLayer, ReqwestService};
+/// use async_openai::{config::OpenAIConfig, Client};
+/// use otel_agent_runtime::openai::AttemptsLayer;
+/// use tower_layer::Layer as _;
+///
+/// let http = OpenAIRetryLayer::default()
+///     .layer(AttemptsLayer.layer(ReqwestService::new(reqwest::Client::new())));
+/// let client = Client::with_config(OpenAIConfig::new()).with_http_service(http);
+/// ```
+///
+/// [`with_attempts`] does exactly this for a client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttemptsLayer;
+
+impl<S> tower_layer::Layer<S> for AttemptsLayer {
+    type Service = Attempts<S>;
+    fn layer(&self, inner: S) -> Attempts<S> {
+        Attempts { inner }
+    }
+}
+
+/// The service [`AttemptsLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Attempts<S> {
+    inner: S,
+}
+
+impl<S> tower_service::Service<async_openai::middleware::HttpRequestFactory> for Attempts<S>
+where
+    S: tower_service::Service<
+        async_openai::middleware::HttpRequestFactory,
+        Response = reqwest::Response,
+        Error = OpenAIError,
+    >,
+    S::Future: Send + 'static,
+{
+    type Response = reqwest::Response;
+    type Error = OpenAIError;
+    type Future = Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), OpenAIError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: async_openai::middleware::HttpRequestFactory) -> Self::Future {
+        let span = Span::current();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            let resend_count = crate::layer::next_attempt(&span);
+            let mut attrs = vec![opentelemetry::KeyValue::new(
+                semconv::HTTP_REQUEST_RESEND_COUNT,
+                i64::from(resend_count),
+            )];
+            match &result {
+                Ok(response) => {
+                    let status = response.status();
+                    attrs.push(opentelemetry::KeyValue::new(
+                        semconv::HTTP_RESPONSE_STATUS_CODE,
+                        i64::from(status.as_u16()),
+                    ));
+                    if status.is_client_error() || status.is_server_error() {
+                        attrs.push(opentelemetry::KeyValue::new(
+                            semconv::ERROR_TYPE,
+                            status.as_u16().to_string(),
+                        ));
+                    }
+                }
+                Err(e) => attrs.push(opentelemetry::KeyValue::new(
+                    semconv::ERROR_TYPE,
+                    e.error_type().into_owned(),
+                )),
+            }
+            span.add_otel_event(ATTEMPT_EVENT, attrs);
+            result
+        })
+    }
+}
+
+/// `client` with async-openai's default HTTP stack (its retry policy over a
+/// new `reqwest::Client`) plus [`AttemptsLayer`] inside the retries, so each
+/// attempt of a call shows on its span. It replaces an HTTP client or service
+/// set before; build the stack yourself to keep one.
+pub fn with_attempts<C: Config>(client: Client<C>) -> Client<C> {
+    use tower_layer::Layer as _;
+    let http =
+        async_openai::middleware::retry::OpenAIRetryLayer::default().layer(AttemptsLayer.layer(
+            async_openai::middleware::ReqwestService::new(reqwest::Client::new()),
+        ));
+    client.with_http_service(http)
+}
+
 // The guides in docs/ are compiled as documentation tests, so their examples
 // cannot go stale.
 #[cfg(doctest)]
