@@ -30,7 +30,7 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use futures::StreamExt as _;
-use otel_agent_runtime::openai::ChatStreamSummary;
+use otel_agent_runtime::openai::{self, ChatStreamSummary};
 use otel_agent_runtime::{agent_step, llm_call, ErrorType, LlmResponse};
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -311,11 +311,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base_url = std::env::var("OPENAI_BASE_URL").unwrap_or_else(|_| DEFAULT_BASE_URL.into());
     let api_key = std::env::var("OPENAI_API_KEY").unwrap_or_else(|_| "sk-local-dummy".into());
     let model = Model {
-        client: Client::with_config(
+        // `with_attempts`: each HTTP attempt, async-openai's retries included,
+        // is an event on the call's span (the refused call below shows four).
+        client: openai::with_attempts(Client::with_config(
             OpenAIConfig::new()
                 .with_api_base(&base_url)
                 .with_api_key(api_key),
-        ),
+        )),
         name: std::env::var("OPENAI_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
     };
     println!("model {} at {base_url}", model.name);

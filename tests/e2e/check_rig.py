@@ -124,6 +124,7 @@ class Span:
         self.span_id = norm_id(fld(raw, "spanId"))
         self.parent_id = norm_id(fld(raw, "parentSpanId"))
         self.attrs = attrs(fld(raw, "attributes"))
+        self.events = [(fld(e, "name", ""), attrs(fld(e, "attributes"))) for e in fld(raw, "events") or []]
         keys = Counter(kv.get("key") for kv in fld(raw, "attributes") or [])
         self.duplicate_keys = sorted(k for k, n in keys.items() if n > 1)
 
