@@ -274,8 +274,11 @@ fn tail(
                 })
             }
         };
+        // Boxed, it becomes the declared boxed stream; a type that is none (a
+        // stream struct of the user's, behind `stream`) is a compile error
+        // naming what to declare instead.
         let wrapped = if *boxed {
-            quote!(::std::boxed::Box::pin(#wrapped))
+            quote!(::otel_agent_runtime::__private::declared_stream(::std::boxed::Box::pin(#wrapped)))
         } else {
             wrapped
         };
@@ -285,8 +288,8 @@ fn tail(
                 #wrapped
             };
         };
-        // Inside `Ok(..)` nothing asks for the boxed stream to become the
-        // declared `Pin<Box<dyn Stream>>`: a typed `let` does.
+        // Inside `Ok(..)` in a boxed future nothing names the declared type:
+        // a typed `let` does.
         let wrapped = if *boxed {
             quote!({ let #stream: #ok_type = #wrapped; #stream })
         } else {

@@ -129,7 +129,7 @@ pub mod __private {
     };
     pub use crate::semconv;
     pub use crate::site::SiteMetrics;
-    pub use crate::stream::LlmStream;
+    pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
     pub use crate::task::{in_call, CallGuard, Gated};
     pub use crate::tool_content::{
         object as tool_arguments_object, text as tool_text, ToolOutput, ToolOutputDebug,

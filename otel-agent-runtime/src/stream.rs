@@ -106,3 +106,42 @@ impl<S: Stream> Stream for LlmStream<S> {
         self.inner.size_hint()
     }
 }
+
+/// The boxed stream types an `#[llm_call(.., stream)]` function may declare:
+/// the instrumented stream becomes one of them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a boxed stream, which `#[llm_call(.., stream)]` needs to return the call's stream in",
+    label = "the instrumented stream cannot become a `{Self}`",
+    note = "declare the function as returning `Pin<Box<dyn Stream<Item = ..> + Send>>`, `BoxStream<'_, ..>` or `impl Stream<Item = ..>` (in a `Result` or not): a stream type of your own cannot be wrapped in place"
+)]
+pub trait DeclaredStream<S: Stream>: Sized {
+    /// The instrumented stream as the declared type.
+    fn from_instrumented(stream: Pin<Box<LlmStream<S>>>) -> Self;
+}
+
+impl<'a, S: Stream + Send + 'a> DeclaredStream<S>
+    for Pin<Box<dyn Stream<Item = S::Item> + Send + 'a>>
+{
+    fn from_instrumented(stream: Pin<Box<LlmStream<S>>>) -> Self {
+        stream
+    }
+}
+
+impl<'a, S: Stream + 'a> DeclaredStream<S> for Pin<Box<dyn Stream<Item = S::Item> + 'a>> {
+    fn from_instrumented(stream: Pin<Box<LlmStream<S>>>) -> Self {
+        stream
+    }
+}
+
+impl<'a, S: Stream + Send + Sync + 'a> DeclaredStream<S>
+    for Pin<Box<dyn Stream<Item = S::Item> + Send + Sync + 'a>>
+{
+    fn from_instrumented(stream: Pin<Box<LlmStream<S>>>) -> Self {
+        stream
+    }
+}
+
+/// The instrumented stream as the type the function declares.
+pub fn declared_stream<T: DeclaredStream<S>, S: Stream>(stream: Pin<Box<LlmStream<S>>>) -> T {
+    T::from_instrumented(stream)
+}
