@@ -238,9 +238,10 @@ fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<Stri
     with_layer(span, |layer| {
         let mode = match layer.options.capture {
             mode if mode.any() => mode,
-            // Asked for by this call only: a lookup made only when capture is
-            // off for the process.
-            _ if capture_requested(span) => crate::CaptureMode::SpanOnly,
+            // Asked for by this model call only (`capture_content = true`): a
+            // registry lookup made only when capture is off for the process,
+            // and only for a model call (a step cannot ask).
+            _ if is_llm_span(span) && capture_requested(span) => crate::CaptureMode::SpanOnly,
             _ => return,
         };
         let Some(text) = value() else {

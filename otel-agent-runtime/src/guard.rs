@@ -249,6 +249,9 @@ pub struct StepGuard {
     span: Span,
     /// The tool's name when it is known only at run time.
     name: Option<StringValue>,
+    /// Whether content is captured (read once, at the start): a tool's
+    /// arguments and result are not even looked at otherwise.
+    content: bool,
     /// When the call started; `None` once it ended, or when nobody listens (a
     /// disabled span), so that an uninstrumented run reads no clock at all.
     start: Option<Instant>,
@@ -258,7 +261,7 @@ impl StepGuard {
     /// Records a tool's arguments (`gen_ai.tool.call.arguments`) when content
     /// is captured; `arguments` is not called otherwise.
     pub fn tool_arguments(&self, arguments: impl FnOnce() -> Option<String>) {
-        if self.start.is_some() {
+        if self.content {
             crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_ARGUMENTS, arguments);
         }
     }
@@ -266,7 +269,7 @@ impl StepGuard {
     /// Records a tool's result (`gen_ai.tool.call.result`) when content is
     /// captured; `result` is not called otherwise.
     pub fn tool_result(&self, result: impl FnOnce() -> Option<String>) {
-        if self.start.is_some() {
+        if self.content {
             crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_RESULT, result);
         }
     }
@@ -287,10 +290,13 @@ impl StepGuard {
                 site,
                 span,
                 name,
+                content: false,
                 start: None,
             };
         }
+        let mut content = false;
         with_layer(&span, |layer| {
+            content = layer.options.capture.any();
             let tenant = layer.tenant(&span);
             match &name {
                 // One series per name: the site's bound instruments are the
@@ -311,6 +317,7 @@ impl StepGuard {
             site,
             span,
             name,
+            content,
             start: Some(Instant::now()),
         }
     }
@@ -574,6 +581,9 @@ impl LlmGuard {
         }
         if self.capture {
             return true;
+        }
+        if !crate::recording::capture_somewhere() {
+            return false;
         }
         let mut on = false;
         with_layer(&self.span, |layer| on = layer.options.capture.any());

@@ -228,3 +228,18 @@ impl RecordingOptions {
         (self.redactor)(text)
     }
 }
+
+/// Whether any pipeline of this process captures content: until one does, a
+/// model call does not even look its pipeline up to ask (the default costs
+/// one atomic load per call).
+static CAPTURE_SOMEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that a pipeline capturing content was built.
+pub(crate) fn note_capture_somewhere() {
+    CAPTURE_SOMEWHERE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// See [`note_capture_somewhere`].
+pub(crate) fn capture_somewhere() -> bool {
+    CAPTURE_SOMEWHERE.load(std::sync::atomic::Ordering::Relaxed)
+}

@@ -1186,6 +1186,9 @@ impl Telemetry {
             // every other span passes it.
             let filtered = crate::bridge::OwnSpanEvents::new(users, p.own_spans)
                 .with_filter(p.recording.span_events.filter());
+            if p.recording.capture.any() {
+                crate::recording::note_capture_somewhere();
+            }
             let instruments = InstrumentsLayer {
                 instruments: p.instruments.clone(),
                 options: p.recording.clone(),
