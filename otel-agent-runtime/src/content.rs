@@ -67,7 +67,9 @@ pub enum Part {
 }
 
 /// A chat message: a role and its parts (and, for output, why generation stopped).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The default is empty: no role, no parts (a stream chunk's placeholder for a
+/// choice it does not touch).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Message {
     /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
@@ -352,9 +354,7 @@ pub(crate) fn record_output_of(span: &Span, messages: &[Message]) {
                 for part in &mut m.parts {
                     if let Part::ToolCall { arguments, .. } = part {
                         if let Json::String(text) = arguments {
-                            if let Ok(parsed) = serde_json::from_str::<Json>(text) {
-                                *arguments = parsed;
-                            }
+                            *arguments = arguments_json(text);
                         }
                     }
                 }
@@ -365,16 +365,18 @@ pub(crate) fn record_output_of(span: &Span, messages: &[Message]) {
     });
 }
 
+/// A tool call's arguments as the model sent them (JSON text): as JSON when
+/// they parse, else as the text.
+pub(crate) fn arguments_json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned()))
+}
+
 /// Adds one chunk's output deltas to a stream's answer so far (see
 /// [`LlmResponse::output_messages`](crate::LlmResponse::output_messages)).
 pub(crate) fn merge_deltas(into: &mut Vec<Message>, chunk: Vec<Message>) {
     for (k, delta) in chunk.into_iter().enumerate() {
         if into.len() <= k {
-            into.resize_with(k + 1, || Message {
-                role: String::new(),
-                parts: Vec::new(),
-                finish_reason: None,
-            });
+            into.resize_with(k + 1, Message::default);
         }
         let message = &mut into[k];
         if message.role.is_empty() {

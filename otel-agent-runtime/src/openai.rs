@@ -159,8 +159,26 @@ fn tool_call_part(call: &ChatCompletionMessageToolCalls) -> Part {
     Part::ToolCall {
         id: id.clone(),
         name: name.clone(),
-        arguments: serde_json::from_str(arguments)
-            .unwrap_or_else(|_| serde_json::Value::String(arguments.clone())),
+        arguments: crate::content::arguments_json(arguments),
+    }
+}
+
+/// One choice's answer: its text, refusal and tool calls, and why it stopped.
+fn answer(
+    text: Option<&str>,
+    refusal: Option<&str>,
+    tool_calls: impl Iterator<Item = Part>,
+    finish_reason: Option<FinishReason>,
+) -> Message {
+    Message {
+        role: "assistant".to_owned(),
+        parts: text
+            .and_then(text_part)
+            .into_iter()
+            .chain(refusal.and_then(text_part))
+            .chain(tool_calls)
+            .collect(),
+        finish_reason: finish_reason.map(|r| finish_reason_name(r).to_owned()),
     }
 }
 
@@ -172,21 +190,12 @@ impl LlmResponse for CreateChatCompletionResponse {
             .iter()
             .map(|choice| {
                 let m = &choice.message;
-                let parts = m
-                    .content
-                    .as_deref()
-                    .and_then(text_part)
-                    .into_iter()
-                    .chain(m.refusal.as_deref().and_then(text_part))
-                    .chain(m.tool_calls.iter().flatten().map(tool_call_part))
-                    .collect();
-                Message {
-                    role: "assistant".to_owned(),
-                    parts,
-                    finish_reason: choice
-                        .finish_reason
-                        .map(|r| finish_reason_name(r).to_owned()),
-                }
+                answer(
+                    m.content.as_deref(),
+                    m.refusal.as_deref(),
+                    m.tool_calls.iter().flatten().map(tool_call_part),
+                    choice.finish_reason,
+                )
             })
             .collect()
     }
@@ -218,11 +227,7 @@ impl LlmResponse for CreateChatCompletionStreamResponse {
         for choice in &self.choices {
             let k = choice.index as usize;
             if deltas.len() <= k {
-                deltas.resize_with(k + 1, || Message {
-                    role: String::new(),
-                    parts: Vec::new(),
-                    finish_reason: None,
-                });
+                deltas.resize_with(k + 1, Message::default);
             }
             let delta = &choice.delta;
             let message = &mut deltas[k];
@@ -623,25 +628,16 @@ impl LlmResponse for ChatStreamSummary {
         self.choices
             .iter()
             .map(|choice| {
-                let parts = text_part(&choice.content)
-                    .into_iter()
-                    .chain(choice.refusal.as_deref().and_then(text_part))
-                    .chain(choice.tool_calls.iter().map(|call| Part::ToolCall {
+                answer(
+                    Some(&choice.content),
+                    choice.refusal.as_deref(),
+                    choice.tool_calls.iter().map(|call| Part::ToolCall {
                         id: call.id.clone(),
                         name: call.name.clone(),
-                        arguments:
-                            serde_json::from_str(&call.arguments).unwrap_or_else(|_| {
-                                serde_json::Value::String(call.arguments.clone())
-                            }),
-                    }))
-                    .collect();
-                Message {
-                    role: "assistant".to_owned(),
-                    parts,
-                    finish_reason: choice
-                        .finish_reason
-                        .map(|r| finish_reason_name(r).to_owned()),
-                }
+                        arguments: crate::content::arguments_json(&call.arguments),
+                    }),
+                    choice.finish_reason,
+                )
             })
             .collect()
     }
