@@ -36,8 +36,9 @@
 //! # How it travels
 //! The values are W3C baggage in the OpenTelemetry [`Context`], so they follow
 //! the context: into the spans made while the scope is current, into their
-//! children, into tasks started with [`spawn`](crate::spawn), and across process
-//! boundaries with [`propagation`](crate::propagation) (the `baggage` header).
+//! children, into tasks started with `otel_agent_runtime::spawn` (feature
+//! `tokio`), and across process boundaries with
+//! [`propagation`](crate::propagation) (the `baggage` header).
 //! When a span starts, the pipeline copies the scope's entries onto it as
 //! attributes (`session.id`, `user.id`, `gen_ai.conversation.id`,
 //! `otel_agent.tenant`, `otel_agent.tag.<key>`); this also holds for your own

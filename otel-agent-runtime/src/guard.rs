@@ -476,7 +476,7 @@ const MAX_KEPT_MODEL_BYTES: usize = 128;
 /// `{operation} {model}` into a new `String`, and both were freed on the batch
 /// processor's thread, a slow free with glibc (see `docs/performance.md`). The
 /// span name must be a `&'static str` for the SDK to borrow it, so a kept name
-/// is leaked: at most [`MAX_MODELS`] names of at most [`MAX_KEPT_MODEL_BYTES`]
+/// is leaked: at most `MAX_MODELS` (8) names of at most `MAX_KEPT_MODEL_BYTES` (128 bytes)
 /// per site, never freed and never evicted (eviction would leak without bound).
 /// A site that sees more models, or longer ones, copies them per call as before.
 ///

@@ -67,7 +67,7 @@
 //! it has them) in each request's `_meta`; a server reads them from there (and,
 //! over HTTP, from the `traceparent` header when `_meta` has none). The
 //! [`propagation`](crate::propagation) functions read and write an rmcp
-//! [`RequestMetaObject`](rmcp::model::RequestMetaObject) directly.
+//! [`RequestMetaObject`] directly.
 
 // The MCP names are marked deprecated by the conventions crate (moved to the
 // GenAI conventions repository, same values), like the GenAI names in `semconv`.

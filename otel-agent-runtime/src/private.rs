@@ -1,0 +1,225 @@
+pub use crate::guard::{
+    LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, ToolName, TOOL_TYPE,
+};
+pub use crate::probe::{
+    OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
+    Probe, ReadNoResponse, ReadResponse,
+};
+pub use crate::semconv;
+pub use crate::site::SiteMetrics;
+pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
+pub use crate::task::{in_call, CallGuard, Gated};
+pub use crate::tool_content::{
+    object as tool_arguments_object, text as tool_text, ToolOutput, ToolOutputDebug,
+    ToolOutputJson, ToolOutputNone, ToolOutputOkDebug, ToolOutputOkJson, ToolValue, ToolValueDebug,
+    ToolValueJson, ToolValueNone,
+};
+
+/// Records a request's settings on an `#[llm_call]` span (`request = ...`).
+pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, request: &R) {
+    request.request_params().record(span);
+    crate::content::record_request(span, request);
+}
+/// Records a client's server on an `#[llm_call]` span (`client = ...`).
+pub fn record_client<C: crate::LlmClient + ?Sized>(span: &tracing::Span, client: &C) {
+    if let Some((address, port)) = client.server() {
+        crate::layer::note_server(span, &address, port);
+    }
+}
+pub use tracing;
+
+/// Runs the body of an annotated `async fn` inside its span.
+pub fn instrument<F: core::future::Future>(
+    future: F,
+    span: &tracing::Span,
+) -> crate::task::InCall<F> {
+    crate::task::in_async_call(future, span)
+}
+
+/// Whether anything listens to the spans the attributes create: when not,
+/// generated code runs the body as written, without guard or span. Asked
+/// of a call site with the spans' target and level, so filters by target
+/// and level (what `RUST_LOG`-style filters use) decide exactly; a filter on
+/// span names or fields can only disable a span further, which the guard
+/// then sees.
+///
+/// Decided as `tracing::span!` decides, not as `span_enabled!` does: the
+/// latter asks the subscriber on every call even when the call site's
+/// cached interest already answers (~190 instructions per call). A cached
+/// "always" is trusted once `init()` installed the global subscriber.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __enabled {
+    () => {{
+        static __OTEL_AGENT_META: $crate::__private::tracing::Metadata<'static> =
+            $crate::__private::tracing::Metadata::new(
+                ::core::concat!("enabled ", ::core::file!(), ":", ::core::line!()),
+                "otel_agent",
+                $crate::__private::tracing::Level::INFO,
+                ::core::option::Option::Some(::core::file!()),
+                ::core::option::Option::Some(::core::line!()),
+                ::core::option::Option::Some(::core::module_path!()),
+                $crate::__private::tracing::field::FieldSet::new(
+                    &[],
+                    $crate::__private::tracing::callsite::Identifier(&__OTEL_AGENT_CALLSITE),
+                ),
+                $crate::__private::tracing::metadata::Kind::SPAN.hint(),
+            );
+        static __OTEL_AGENT_CALLSITE: $crate::__private::tracing::callsite::DefaultCallsite =
+            $crate::__private::tracing::callsite::DefaultCallsite::new(&__OTEL_AGENT_META);
+        $crate::__private::enabled(&__OTEL_AGENT_CALLSITE)
+    }};
+}
+
+/// What [`__enabled!`] asks of its call site. The level test comes first
+/// and inline: with no subscriber it is the whole of the disabled path.
+#[inline]
+pub fn enabled(callsite: &'static tracing_core::callsite::DefaultCallsite) -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    if tracing::Level::INFO > STATIC_MAX_LEVEL || tracing::Level::INFO > LevelFilter::current() {
+        return false;
+    }
+    asks_interest(callsite)
+}
+
+#[inline(never)]
+fn asks_interest(callsite: &'static tracing_core::callsite::DefaultCallsite) -> bool {
+    use tracing_core::Callsite as _;
+    let interest = callsite.interest();
+    // The cached interest is the process's: with several subscribers
+    // alive, theirs only. "Always" then holds for this thread too only if
+    // it has a subscriber, which it does once `init()` installed the
+    // global one; otherwise its own subscriber (maybe none) is asked.
+    (interest.is_always() && crate::telemetry::global_subscriber_installed())
+        || (!interest.is_never()
+            && tracing::dispatcher::get_default(|d| d.enabled(callsite.metadata())))
+}
+
+/// Creates the span of an `#[agent_step]`. Fields after `;` are passed to
+/// `tracing::span!` as written (the attribute's `fields(...)`).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __agent_step_span {
+    (agent, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
+        // tracing's `{ key } = value` fields name a bare `Some`: bring it
+        // into scope so the span compiles inside `#![no_implicit_prelude]`.
+        #[allow(unused_imports)]
+        use ::core::option::Option::Some;
+        $crate::__private::tracing::span!(
+            target: "otel_agent",
+            $crate::__private::tracing::Level::INFO,
+            $span_name,
+            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+            { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $site.name,
+            { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $site.description,
+            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+            // Declared so that a library recording usage on the current
+            // span (rig does) is kept: exported as the step's roll-up.
+            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_description = $crate::__private::tracing::field::Empty,
+            $($($extra)*)?
+        )
+    }};
+    // A tool named at run time: the span's OpenTelemetry name and
+    // `gen_ai.tool.name` come from `$name` (a `ToolName`).
+    (tool_named, $span_name:literal, $site:expr, $name:expr $(; $($extra:tt)*)?) => {{
+        #[allow(unused_imports)]
+        use ::core::option::Option::Some;
+        $crate::__private::tracing::span!(
+            target: "otel_agent",
+            $crate::__private::tracing::Level::INFO,
+            $span_name,
+            otel.name = $name.span_name(),
+            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name.as_str(),
+            { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
+            { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
+            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_description = $crate::__private::tracing::field::Empty,
+            $($($extra)*)?
+        )
+    }};
+    (tool, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
+        // tracing's `{ key } = value` fields name a bare `Some`: bring it
+        // into scope so the span compiles inside `#![no_implicit_prelude]`.
+        #[allow(unused_imports)]
+        use ::core::option::Option::Some;
+        $crate::__private::tracing::span!(
+            target: "otel_agent",
+            $crate::__private::tracing::Level::INFO,
+            $span_name,
+            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $site.name,
+            { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
+            { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
+            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+            // Declared so that a library recording usage on the current
+            // span (rig does) is kept: exported as the step's roll-up.
+            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_description = $crate::__private::tracing::field::Empty,
+            $($($extra)*)?
+        )
+    }};
+    (workflow, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
+        // tracing's `{ key } = value` fields name a bare `Some`: bring it
+        // into scope so the span compiles inside `#![no_implicit_prelude]`.
+        #[allow(unused_imports)]
+        use ::core::option::Option::Some;
+        $crate::__private::tracing::span!(
+            target: "otel_agent",
+            $crate::__private::tracing::Level::INFO,
+            $span_name,
+            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+            { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $site.name,
+            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+            // Declared so that a library recording usage on the current
+            // span (rig does) is kept: exported as the step's roll-up.
+            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_description = $crate::__private::tracing::field::Empty,
+            $($($extra)*)?
+        )
+    }};
+}
+
+/// Creates the span of an `#[llm_call]`. `$otel_name` is `Some` when the model
+/// is only known at run time, and then names the OpenTelemetry span.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __llm_call_span {
+    ($span_name:literal, $otel_name:expr, $operation:expr, $provider:expr, $model:expr $(; $($extra:tt)*)?) => {{
+        // tracing's `{ key } = value` fields name a bare `Some`: bring it
+        // into scope so the span compiles inside `#![no_implicit_prelude]`.
+        #[allow(unused_imports)]
+        use ::core::option::Option::Some;
+        $crate::__private::tracing::span!(
+            target: "otel_agent",
+            $crate::__private::tracing::Level::INFO,
+            $span_name,
+            otel.name = $otel_name,
+            otel.kind = "client",
+            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $operation,
+            { $crate::__private::semconv::GEN_AI_PROVIDER_NAME } = $provider,
+            { $crate::__private::semconv::GEN_AI_REQUEST_MODEL } = $model,
+            { $crate::__private::semconv::GEN_AI_RESPONSE_MODEL } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_RESPONSE_ID } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
+            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
+            otel.status_code = $crate::__private::tracing::field::Empty,
+            otel.status_description = $crate::__private::tracing::field::Empty,
+            $($($extra)*)?
+        )
+    }};
+}
