@@ -100,74 +100,37 @@ fn asks_interest(callsite: &'static tracing_core::callsite::DefaultCallsite) -> 
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __agent_step_span {
-    (agent, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
-        // tracing's `{ key } = value` fields name a bare `Some`: bring it
-        // into scope so the span compiles inside `#![no_implicit_prelude]`.
-        #[allow(unused_imports)]
-        use ::core::option::Option::Some;
-        $crate::__private::tracing::span!(
-            target: "otel_agent",
-            $crate::__private::tracing::Level::INFO,
-            $span_name,
-            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+    (agent, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {
+        $crate::__agent_step_span!(@span $span_name, $site, [
             { $crate::__private::semconv::GEN_AI_AGENT_NAME } = $site.name,
             { $crate::__private::semconv::GEN_AI_AGENT_DESCRIPTION } = $site.description,
-            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
-            // Declared so that a library recording usage on the current
-            // span (rig does) is kept: exported as the step's roll-up.
-            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            otel.status_code = $crate::__private::tracing::field::Empty,
-            otel.status_description = $crate::__private::tracing::field::Empty,
-            $($($extra)*)?
-        )
-    }};
-    // A tool named at run time: the span's OpenTelemetry name and
-    // `gen_ai.tool.name` come from `$name` (a `ToolName`).
-    (tool_named, $span_name:literal, $site:expr, $name:expr $(; $($extra:tt)*)?) => {{
-        #[allow(unused_imports)]
-        use ::core::option::Option::Some;
-        $crate::__private::tracing::span!(
-            target: "otel_agent",
-            $crate::__private::tracing::Level::INFO,
-            $span_name,
-            otel.name = $name.span_name(),
-            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
-            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name.as_str(),
-            { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
-            { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
-            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
-            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            otel.status_code = $crate::__private::tracing::field::Empty,
-            otel.status_description = $crate::__private::tracing::field::Empty,
-            $($($extra)*)?
-        )
-    }};
-    (tool, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
-        // tracing's `{ key } = value` fields name a bare `Some`: bring it
-        // into scope so the span compiles inside `#![no_implicit_prelude]`.
-        #[allow(unused_imports)]
-        use ::core::option::Option::Some;
-        $crate::__private::tracing::span!(
-            target: "otel_agent",
-            $crate::__private::tracing::Level::INFO,
-            $span_name,
-            { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
+        ] $(; $($extra)*)?)
+    };
+    (tool, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {
+        $crate::__agent_step_span!(@span $span_name, $site, [
             { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $site.name,
             { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
             { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
-            { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
-            // Declared so that a library recording usage on the current
-            // span (rig does) is kept: exported as the step's roll-up.
-            { $crate::__private::semconv::GEN_AI_USAGE_INPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            { $crate::__private::semconv::GEN_AI_USAGE_OUTPUT_TOKENS } = $crate::__private::tracing::field::Empty,
-            otel.status_code = $crate::__private::tracing::field::Empty,
-            otel.status_description = $crate::__private::tracing::field::Empty,
-            $($($extra)*)?
-        )
-    }};
-    (workflow, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {{
+        ] $(; $($extra)*)?)
+    };
+    // A tool named at run time: the span's OpenTelemetry name and
+    // `gen_ai.tool.name` come from `$name` (a `ToolName`).
+    (tool_named, $span_name:literal, $site:expr, $name:expr $(; $($extra:tt)*)?) => {
+        $crate::__agent_step_span!(@span $span_name, $site, [
+            otel.name = $name.span_name(),
+            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name.as_str(),
+            { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
+            { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
+        ] $(; $($extra)*)?)
+    };
+    (workflow, $span_name:literal, $site:expr $(; $($extra:tt)*)?) => {
+        $crate::__agent_step_span!(@span $span_name, $site, [
+            { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $site.name,
+        ] $(; $($extra)*)?)
+    };
+    // What every step's span has: its operation, then the kind's own fields,
+    // then the fields recorded later.
+    (@span $span_name:literal, $site:expr, [$($kind:tt)*] $(; $($extra:tt)*)?) => {{
         // tracing's `{ key } = value` fields name a bare `Some`: bring it
         // into scope so the span compiles inside `#![no_implicit_prelude]`.
         #[allow(unused_imports)]
@@ -177,7 +140,7 @@ macro_rules! __agent_step_span {
             $crate::__private::tracing::Level::INFO,
             $span_name,
             { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
-            { $crate::__private::semconv::GEN_AI_WORKFLOW_NAME } = $site.name,
+            $($kind)*
             { $crate::__private::semconv::ERROR_TYPE } = $crate::__private::tracing::field::Empty,
             // Declared so that a library recording usage on the current
             // span (rig does) is kept: exported as the step's roll-up.
