@@ -22,6 +22,9 @@
 //! - a collector that starts late receives the spans produced after it is up,
 //!   without a restart.
 
+#[path = "common/http1.rs"]
+mod http1;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -265,26 +268,9 @@ fn serve_http(stream: TcpStream, received: &Received, delay: Duration) {
             .nth(1)
             .unwrap_or_default()
             .to_owned();
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
+        let Some(body) = http1::read_headers_and_body(&mut reader) else {
             return;
-        }
+        };
         std::thread::sleep(delay);
         received.record(&path, &body);
         let reply =

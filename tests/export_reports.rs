@@ -14,6 +14,9 @@
 //! - never the SDK's `Debug` texts, and `shutdown()` is `Ok` when the only
 //!   trouble was the backend (already reported).
 
+#[path = "common/http1.rs"]
+mod http1;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -83,24 +86,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return false;
     }
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return false;
-        }
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).is_ok()
+    http1::read_headers_and_body(reader).is_some()
 }
 
 /// Answers every request with `status` after `delay`; counts the requests.

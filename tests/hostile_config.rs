@@ -22,6 +22,9 @@
 //! - with no protocol given, OTLP goes over `http/protobuf`; port 4317 still
 //!   means gRPC.
 
+#[path = "common/http1.rs"]
+mod http1;
+
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -246,26 +249,9 @@ fn serve(stream: TcpStream, seen: &Seen, answer: fn(&str) -> u16) {
             seen.0.lock().unwrap().push("h2".to_owned());
             return;
         }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
+        let Some(_body) = http1::read_headers_and_body(&mut reader) else {
             return;
-        }
+        };
         let path = line
             .split_whitespace()
             .nth(1)

@@ -406,6 +406,13 @@ mod tests {
         }
     }
 
+    /// A queue in front of a counting exporter, its drops reported nowhere.
+    fn started(limits: QueueLimits) -> (Counting, SpanQueue) {
+        let exporter = Counting::default();
+        let queue = SpanQueue::start(exporter.clone(), limits, Box::new(|_| {})).unwrap();
+        (exporter, queue)
+    }
+
     fn limits(max_spans: usize, max_bytes: usize) -> QueueLimits {
         QueueLimits {
             max_spans,
@@ -417,13 +424,7 @@ mod tests {
 
     #[test]
     fn a_burst_within_the_bounds_is_delivered_at_shutdown() {
-        let exporter = Counting::default();
-        let queue = SpanQueue::start(
-            exporter.clone(),
-            limits(65_536, MAX_QUEUE_BYTES),
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (exporter, queue) = started(limits(65_536, MAX_QUEUE_BYTES));
         for _ in 0..10_000 {
             queue.on_end(span(10));
         }
@@ -436,13 +437,7 @@ mod tests {
 
     #[test]
     fn full_batches_leave_without_waiting_for_the_delay() {
-        let exporter = Counting::default();
-        let queue = SpanQueue::start(
-            exporter.clone(),
-            limits(65_536, MAX_QUEUE_BYTES),
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (exporter, queue) = started(limits(65_536, MAX_QUEUE_BYTES));
         for _ in 0..1024 {
             queue.on_end(span(10));
         }
@@ -482,13 +477,7 @@ mod tests {
 
     #[test]
     fn the_count_bound_drops_and_a_flush_delivers_the_rest() {
-        let exporter = Counting::default();
-        let queue = SpanQueue::start(
-            exporter.clone(),
-            limits(100, MAX_QUEUE_BYTES),
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (exporter, queue) = started(limits(100, MAX_QUEUE_BYTES));
         for _ in 0..150 {
             queue.on_end(span(1));
         }
@@ -503,13 +492,7 @@ mod tests {
 
     #[test]
     fn spans_after_shutdown_are_dropped_and_a_second_shutdown_says_so() {
-        let exporter = Counting::default();
-        let queue = SpanQueue::start(
-            exporter.clone(),
-            limits(100, MAX_QUEUE_BYTES),
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (_, queue) = started(limits(100, MAX_QUEUE_BYTES));
         queue.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
         queue.on_end(span(1));
         assert_eq!(queue.dropped(), 1);
@@ -522,12 +505,7 @@ mod tests {
     #[test]
     fn memory_grows_with_use_not_with_capacity() {
         // A million-span capacity costs nothing until spans arrive.
-        let queue = SpanQueue::start(
-            Counting::default(),
-            limits(1 << 20, MAX_QUEUE_BYTES),
-            Box::new(|_| {}),
-        )
-        .unwrap();
+        let (_, queue) = started(limits(1 << 20, MAX_QUEUE_BYTES));
         assert_eq!(queue.shared.lock().spans.capacity(), 0);
         queue.shutdown_with_timeout(Duration::from_secs(5)).unwrap();
     }

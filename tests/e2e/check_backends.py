@@ -45,11 +45,12 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 
+from check_export import Checker  # one ok/FAIL line per check, as the export check's
+
 WORKFLOW = "invoke_workflow crew"
 PROVIDER_OF_MODEL = {"gpt-4o": "openai", "claude-sonnet-4-5": "anthropic"}
 ITERATION_RE = re.compile(r"^\[(\d+)/[^\]]+\] (.*?): (.*)$")
 PRODUCED_RE = re.compile(r"otel-agent: produced (\d+) spans")
-MAX_DETAILS = 4
 
 # What each backend calls our span kinds.
 EXPECTED_TYPE = {
@@ -300,34 +301,6 @@ def load_phoenix(url: str, project: str):
 # --------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------
-class Checker:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok: bool, what: str, problems=None):
-        if ok:
-            self.passed += 1
-            print(f"ok: {what}")
-        else:
-            self.failed += 1
-            detail = ""
-            if problems:
-                shown = "; ".join(str(p) for p in problems[:MAX_DETAILS])
-                more = len(problems) - MAX_DETAILS
-                detail = f" -- {shown}" + (f" (+{more} more)" if more > 0 else "")
-            print(f"FAIL: {what}{detail}")
-        sys.stdout.flush()
-
-    def all_of(self, items, predicate, what: str, empty_ok=False):
-        items = list(items)
-        problems = [p for p in (predicate(i) for i in items) if p]
-        if not items and not empty_ok:
-            self.check(False, what, ["nothing to check"])
-            return
-        self.check(not problems, f"{what} [{len(items)} checked]", problems)
-
-
 def fetch_until_complete(backend, load, iterations, produced, wait):
     """The backend's traces of this run, polled until all the spans are in."""
     deadline = time.monotonic() + wait

@@ -42,10 +42,10 @@ exits 1 if any check failed. Standard library only.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import sys
+
+from check_rig import as_number, attrs, fld, histogram_points, norm_id, service_of
 
 STEP = "invoke_agent trip_planner"
 TOOLS = ("get_forecast", "book_flight")
@@ -60,74 +60,11 @@ IDS = ("mcp.session.id", "jsonrpc.request.id", "session.id", "user.id")
 CONTENT = ("gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
 
 
-# -- tolerant readers for MessageToDict output -------------------------------
-
-def fld(obj, name, default=None):
-    """Field `name` (lowerCamelCase) of a dict, also under its proto name."""
-    if not isinstance(obj, dict):
-        return default
-    if name in obj:
-        return obj[name]
-    snake = "".join("_" + c.lower() if c.isupper() else c for c in name)
-    return obj.get(snake, default)
-
-
-def as_number(value):
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return None
-
-
-def any_value(value):
-    if not isinstance(value, dict):
-        return value
-    for key in ("stringValue", "boolValue", "intValue", "doubleValue"):
-        v = fld(value, key)
-        if v is not None:
-            return as_number(v) if key in ("intValue", "doubleValue") else v
-    array = fld(value, "arrayValue")
-    if array is not None:
-        return [any_value(v) for v in fld(array, "values", [])]
-    return None
-
-
-def attrs(kvs) -> dict:
-    return {kv.get("key"): any_value(kv.get("value")) for kv in kvs or []}
-
-
-def norm_id(value) -> str:
-    """A span or trace id as lowercase hex, from base64 (MessageToDict) or hex."""
-    if not value:
-        return ""
-    if isinstance(value, str) and len(value) in (16, 32):
-        try:
-            int(value, 16)
-            return value.lower()
-        except ValueError:
-            pass
-    try:
-        return base64.b64decode(value).hex()
-    except (binascii.Error, ValueError, TypeError):
-        return str(value)
-
+# -- readers: check_rig.py's, plus span kinds and statuses ---------------------
 
 def enum_is(value, name: str, number: int) -> bool:
     """An enum field rendered by name (`SPAN_KIND_CLIENT`) or by number."""
     return value == number or (isinstance(value, str) and value.endswith(name))
-
-
-def service_of(resource: dict):
-    return attrs(fld(resource, "attributes")).get("service.name")
 
 
 class Span:
@@ -176,14 +113,6 @@ def load(path: str):
                         metrics.setdefault(fld(m, "name"), []).append(m)
                 metric_exports.setdefault(service, []).append(metrics)
     return spans, metric_exports
-
-
-def histogram_points(metric: dict):
-    for kind in ("histogram", "exponentialHistogram"):
-        data = fld(metric, kind)
-        if data is not None:
-            return fld(data, "dataPoints", []) or []
-    return []
 
 
 # -- the checks ---------------------------------------------------------------
