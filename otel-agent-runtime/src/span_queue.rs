@@ -179,18 +179,15 @@ impl SpanProcessor for SpanQueue {
         state.flush_asked += 1;
         let ticket = state.flush_asked;
         self.shared.work.notify_one();
-        let deadline = Instant::now() + FLUSH_TIMEOUT;
-        while state.flush_done < ticket && !state.stopped {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(OTelSdkError::Timeout(FLUSH_TIMEOUT));
-            }
-            state = self
-                .shared
-                .done
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let (mut state, waited) = self
+            .shared
+            .done
+            .wait_timeout_while(state, FLUSH_TIMEOUT, |s| {
+                s.flush_done < ticket && !s.stopped
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        if waited.timed_out() {
+            return Err(OTelSdkError::Timeout(FLUSH_TIMEOUT));
         }
         match state.flush_error.take() {
             Some(error) => Err(OTelSdkError::InternalFailure(error)),
@@ -205,20 +202,15 @@ impl SpanProcessor for SpanQueue {
         }
         state.shutting_down = true;
         self.shared.work.notify_one();
-        let deadline = Instant::now() + timeout;
-        while !state.stopped {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                // The thread goes on alone and ends with the process; what it
-                // still holds is reported by the export health summary.
-                return Err(OTelSdkError::Timeout(timeout));
-            }
-            state = self
-                .shared
-                .done
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let (mut state, waited) = self
+            .shared
+            .done
+            .wait_timeout_while(state, timeout, |s| !s.stopped)
+            .unwrap_or_else(|e| e.into_inner());
+        if waited.timed_out() {
+            // The thread goes on alone and ends with the process; what it
+            // still holds is reported by the export health summary.
+            return Err(OTelSdkError::Timeout(timeout));
         }
         let result = state.shutdown_result.take().unwrap_or(Ok(()));
         drop(state);
