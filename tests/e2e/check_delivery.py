@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from check_rig import as_number, fld, histogram_points, load
+from check_export import Checker
 
 DURATION = "gen_ai.client.operation.duration"
 
@@ -29,12 +30,8 @@ def main() -> int:
     ap.add_argument("--spans-per-call", type=int, default=1)
     args = ap.parse_args()
     spans, exports = load(args.path, args.service)
-    passed = failed = 0
-
-    def check(ok: bool, what: str) -> None:
-        nonlocal passed, failed
-        print(("ok: " if ok else "FAIL: ") + what)
-        passed, failed = passed + ok, failed + (not ok)
+    checker = Checker()
+    check = checker.check
 
     want = args.calls * args.spans_per_call
     check(len(spans) == want, f"{len(spans)} of {want} spans arrived")
@@ -46,8 +43,8 @@ def main() -> int:
         for metric in last[-1]:
             counted += sum(as_number(fld(p, "count", 0)) or 0 for p in histogram_points(metric))
     check(counted == args.calls, f"the duration histogram counts {counted} of {args.calls} calls")
-    print(f"delivery: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"delivery: {checker.passed} passed, {checker.failed} failed")
+    return 1 if checker.failed else 0
 
 
 if __name__ == "__main__":

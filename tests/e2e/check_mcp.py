@@ -46,6 +46,7 @@ import json
 import sys
 
 from check_rig import as_number, attrs, fld, histogram_points, norm_id, service_of
+from check_export import Checker
 
 STEP = "invoke_agent trip_planner"
 TOOLS = ("get_forecast", "book_flight")
@@ -123,15 +124,8 @@ def main() -> int:
     ap.add_argument("--client", default="trip-agent")
     ap.add_argument("--server", default="travel-tools")
     args = ap.parse_args()
-    passed = failed = 0
-
-    def check(ok: bool, what: str) -> None:
-        nonlocal passed, failed
-        print(("ok: " if ok else "FAIL: ") + what)
-        if ok:
-            passed += 1
-        else:
-            failed += 1
+    checker = Checker()
+    check = checker.check
 
     all_spans, metric_exports = load(args.input)
     client = [s for s in all_spans if s.service == args.client]
@@ -148,7 +142,7 @@ def main() -> int:
     step = one(client, STEP, lambda s: True)
     check(step is not None, f"the agent's step {STEP!r} arrived once")
     if step is None:
-        print(f"mcp: {passed} passed, {failed + 1} failed")
+        print(f"mcp: {checker.passed} passed, {checker.failed} failed")
         return 1
 
     # 1. one trace across both processes
@@ -254,8 +248,8 @@ def main() -> int:
               and sum(n for _, n in points) >= 1,
               f"{service}: {name} recorded the session ({sum(n for _, n in points)} points)")
 
-    print(f"mcp: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"mcp: {checker.passed} passed, {checker.failed} failed")
+    return 1 if checker.failed else 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import json
 import sys
 
 from check_rig import as_number, fld, histogram_points, load
+from check_export import Checker
 from check_rig import attrs as kv
 
 TTFC = "gen_ai.client.operation.time_to_first_chunk"
@@ -36,12 +37,8 @@ def main() -> int:
     ap.add_argument("--service", default="openai-example")
     args = ap.parse_args()
     spans, exports = load(args.path, args.service)
-    passed = failed = 0
-
-    def check(ok: bool, what: str) -> None:
-        nonlocal passed, failed
-        print(("ok: " if ok else "FAIL: ") + what)
-        passed, failed = passed + bool(ok), failed + (not ok)
+    checker = Checker()
+    check = checker.check
 
     def messages(span, key):
         try:
@@ -115,8 +112,8 @@ def main() -> int:
     servers = {kv(fld(p, "attributes")).get("server.address") for p in duration}
     check(servers == {"127.0.0.1"}, f"server.address on every duration point ({servers})")
 
-    print(f"openai: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"openai: {checker.passed} passed, {checker.failed} failed")
+    return 1 if checker.failed else 0
 
 
 if __name__ == "__main__":
