@@ -224,16 +224,10 @@ fn record(key: &'static str, value: impl FnOnce() -> Json) {
     record_on(&Span::current(), key, || Some(value().to_string()));
 }
 
-/// Content recorded by the instrumentation itself rather than by the user:
-/// a tool step's arguments and result.
-pub(crate) fn record_tool(span: &Span, key: &'static str, value: impl FnOnce() -> Option<String>) {
-    record_on(span, key, value);
-}
-
 /// Records `value` (JSON or text) under `key` on `span`, one of the
 /// attributes' spans, as the capture mode says. `value` is not even built when
 /// content is not captured.
-fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<String>) {
+pub(crate) fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> Option<String>) {
     if !is_ours(span) {
         return;
     }

@@ -262,7 +262,7 @@ impl StepGuard {
     /// is captured; `arguments` is not called otherwise.
     pub fn tool_arguments(&self, arguments: impl FnOnce() -> Option<String>) {
         if self.content {
-            crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_ARGUMENTS, arguments);
+            crate::content::record_on(&self.span, semconv::GEN_AI_TOOL_CALL_ARGUMENTS, arguments);
         }
     }
 
@@ -270,7 +270,7 @@ impl StepGuard {
     /// captured; `result` is not called otherwise.
     pub fn tool_result(&self, result: impl FnOnce() -> Option<String>) {
         if self.content {
-            crate::content::record_tool(&self.span, semconv::GEN_AI_TOOL_CALL_RESULT, result);
+            crate::content::record_on(&self.span, semconv::GEN_AI_TOOL_CALL_RESULT, result);
         }
     }
 
@@ -548,12 +548,6 @@ impl LlmGuard {
         }
     }
 
-    /// Whether anything listens: when not, generated code skips reading the
-    /// response, and the guard records nothing.
-    pub fn is_recording(&self) -> bool {
-        self.start.is_some()
-    }
-
     /// The call's span.
     pub fn span(&self) -> &Span {
         &self.span
@@ -575,7 +569,7 @@ impl LlmGuard {
 
     /// Whether this call's content is captured, so that its response's messages
     /// are worth reading.
-    pub fn wants_content(&self) -> bool {
+    pub(crate) fn wants_content(&self) -> bool {
         if self.start.is_none() {
             return false;
         }
@@ -721,20 +715,6 @@ impl LlmGuard {
             // A wrapped call's tokens and cost are its inner call's: counted there.
             let finished = finish_llm_span(span, attrs, rollup, start);
             if finished.owns {
-                if let Some(secs) = finished.first_chunk {
-                    // The duration's attributes, bar what is only known at the
-                    // end (response model, error type): the two slice the same way.
-                    let attrs = CallMetric {
-                        layer,
-                        site,
-                        provider,
-                        model,
-                        tenant: layer.tenant(span).as_ref(),
-                        server: finished.server.as_ref(),
-                    }
-                    .attrs(None, None);
-                    layer.instruments.time_to_first_chunk.record(secs, &attrs);
-                }
                 record_llm_metrics(
                     layer,
                     span,
@@ -744,7 +724,10 @@ impl LlmGuard {
                         model,
                         server: finished.server.as_ref(),
                     },
-                    elapsed,
+                    Timings {
+                        elapsed,
+                        first_chunk: finished.first_chunk,
+                    },
                     error_type.clone(),
                     &report,
                     cost,
@@ -856,11 +839,17 @@ struct CallSite<'a> {
     server: Option<&'a Server>,
 }
 
+/// How long a call took, and when its first chunk came (a stream), in seconds.
+struct Timings {
+    elapsed: f64,
+    first_chunk: Option<f64>,
+}
+
 fn record_llm_metrics(
     layer: &InstrumentsLayer,
     span: &Span,
     call: CallSite<'_>,
-    elapsed: f64,
+    timings: Timings,
     error_type: Option<Cow<'static, str>>,
     report: &ResponseReport,
     cost: Option<f64>,
@@ -871,6 +860,10 @@ fn record_llm_metrics(
         model,
         server,
     } = call;
+    let Timings {
+        elapsed,
+        first_chunk,
+    } = timings;
     let i = &layer.instruments;
     let tenant = layer.tenant(span);
     let metric = CallMetric {
@@ -881,6 +874,12 @@ fn record_llm_metrics(
         tenant: tenant.as_ref(),
         server,
     };
+    if let Some(secs) = first_chunk {
+        // The duration's attributes, bar what is only known at the end
+        // (response model, error type): the two slice the same way.
+        i.time_to_first_chunk
+            .record(secs, &metric.attrs(None, None));
+    }
     let response_model = report.response_model.as_deref();
     let attrs = |error_type| metric.attrs(response_model, error_type);
     if report.usage.is_some() && layer.options.prices.is_some() {
