@@ -29,7 +29,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::layer::{InstrumentsLayer, TARGET};
+use crate::attributes::TARGET;
+use crate::layer::InstrumentsLayer;
 
 const CODE_FILE_PATH: Key =
     Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_FILE_PATH);
@@ -469,7 +470,7 @@ where
         if span.metadata().target() != TARGET && self.instruments.library_span_closed(&span) {
             // A call nested in this library call counted it: the export guard
             // keeps this span's usage under the roll-up keys only.
-            let marker = KeyValue::new(crate::export_guard::DELEGATED, true);
+            let marker = KeyValue::new(crate::attributes::DELEGATED, true);
             if let Some(cx) = self.context_of(&span) {
                 cx.span().set_attribute(marker);
             }

@@ -454,7 +454,7 @@ fn ingest_span(state: &mut State, span: &SpanData) {
         // under the roll-up keys) is that call, not another one.
         Some(op)
             if crate::export_guard::is_inference_operation(op)
-                && attr(span, crate::export_guard::ROLLUP_INPUT_TOKENS).is_none() =>
+                && attr(span, crate::attributes::ROLLUP_INPUT_TOKENS).is_none() =>
         {
             let provider = attr(span, semconv::GEN_AI_PROVIDER_NAME).map(Value::as_str);
             let model = attr(span, semconv::GEN_AI_REQUEST_MODEL).map(Value::as_str);
@@ -474,7 +474,7 @@ fn ingest_span(state: &mut State, span: &SpanData) {
             let output = attr_u64(span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS).unwrap_or(0);
             stats.input_tokens = stats.input_tokens.saturating_add(input);
             stats.output_tokens = stats.output_tokens.saturating_add(output);
-            if let Some(Value::F64(cost)) = attr(span, crate::export_guard::COST_ATTRIBUTE) {
+            if let Some(Value::F64(cost)) = attr(span, crate::attributes::COST_USD) {
                 if cost.is_finite() {
                     *stats.cost_usd.get_or_insert(0.0) += cost;
                 }

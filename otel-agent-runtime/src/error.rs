@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkError;
 
-use crate::config::{printable_text, printable_value};
+use crate::printable::{printable_text, printable_value};
 
 /// Why telemetry could not be set up.
 ///

@@ -18,37 +18,10 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::Value as Json;
 
+use crate::attributes::{COST_USD, ROLLUP_PREFIX, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, ROLLUP_COST, CAPTURE_REQUESTED, DELEGATED, DETAILS_EVENT, OPENINFERENCE_SPAN_KIND};
 use crate::recording::RecordingOptions;
 use crate::semconv;
 
-/// The span attribute holding a model call's cost in US dollars.
-pub const COST_ATTRIBUTE: &str = "otel_agent.cost.usd";
-
-/// The prefix of every roll-up key: a step's sum of what the calls under it
-/// used (`otel_agent.rollup.usage.input_tokens`, `otel_agent.rollup.cost.usd`).
-/// Of our own naming, so that backends summing `gen_ai.usage.*` over a trace
-/// count each call once.
-pub(crate) const ROLLUP_PREFIX: &str = "otel_agent.rollup.";
-
-/// A step's summed input tokens.
-pub const ROLLUP_INPUT_TOKENS: &str = "otel_agent.rollup.usage.input_tokens";
-/// A step's summed output tokens.
-pub const ROLLUP_OUTPUT_TOKENS: &str = "otel_agent.rollup.usage.output_tokens";
-/// A step's summed cost in US dollars.
-pub const ROLLUP_COST: &str = "otel_agent.rollup.cost.usd";
-
-/// Set by [`content`](crate::content) on a span whose call asked for its
-/// content to be captured (`capture_content = true`) while capture is off for
-/// the process. Read and removed here: it never leaves the process.
-pub(crate) const CAPTURE_REQUESTED: &str = "otel_agent.capture_requested";
-
-/// Set by the bridge on a library's model-call span whose call a nested call
-/// counted: its usage leaves under the roll-up keys only. Read and removed
-/// here: it never leaves the process.
-pub(crate) const DELEGATED: &str = "otel_agent.delegated";
-
-/// The name of the conventions' event that carries an inference's content.
-pub(crate) const DETAILS_EVENT: &str = "gen_ai.client.inference.operation.details";
 
 /// What a key is to the guard. Every exported attribute is classified once,
 /// so the common case (nothing to do) costs one prefix test per attribute.
@@ -84,8 +57,8 @@ fn classify(key: &str) -> KeyClass {
         semconv::GEN_AI_INPUT_MESSAGES
         | semconv::GEN_AI_OUTPUT_MESSAGES
         | semconv::GEN_AI_SYSTEM_INSTRUCTIONS
-        | crate::content::INPUT_VALUE
-        | crate::content::OUTPUT_VALUE
+        | crate::attributes::INPUT_VALUE
+        | crate::attributes::OUTPUT_VALUE
         | semconv::GEN_AI_TOOL_CALL_ARGUMENTS
         | semconv::GEN_AI_TOOL_CALL_RESULT
         | semconv::GEN_AI_TOOL_DEFINITIONS => KeyClass::Content,
@@ -95,7 +68,7 @@ fn classify(key: &str) -> KeyClass {
         | semconv::GEN_AI_REQUEST_SEED
         | semconv::GEN_AI_REQUEST_CHOICE_COUNT
         | semconv::SERVER_PORT => KeyClass::Integer,
-        COST_ATTRIBUTE => KeyClass::Usage,
+        COST_USD => KeyClass::Usage,
         CAPTURE_REQUESTED => KeyClass::Marker,
         DELEGATED => KeyClass::Delegated,
         semconv::ERROR_TYPE => KeyClass::ErrorType,
@@ -189,7 +162,7 @@ impl ExportGuard {
                 KeyClass::Operation => operation = Some(kv.value.as_str()),
                 KeyClass::Usage => {
                     usage = true;
-                    priced |= kv.key.as_str() == COST_ATTRIBUTE;
+                    priced |= kv.key.as_str() == COST_USD;
                     counts_as_text |= matches!(kv.value, Value::String(_));
                 }
                 KeyClass::Integer => {
@@ -276,7 +249,7 @@ impl ExportGuard {
         // A library's call is priced like ours (ours are priced already).
         if to_price {
             if let Some(cost) = self.price(&span.attributes) {
-                span.attributes.push(KeyValue::new(COST_ATTRIBUTE, cost));
+                span.attributes.push(KeyValue::new(COST_USD, cost));
             }
         }
         if let Some(limit) = self.options.attribute_value_length_limit {
@@ -343,20 +316,15 @@ impl ExportGuard {
         let out = match serde_json::from_str::<Json>(&text) {
             Ok(json) if json.is_array() || json.is_object() => {
                 let mut json = json;
-                crate::content::map_strings(&mut json, &|s| self.options.redact(s).into_owned());
-                crate::content::fit_json(&json, max)
+                crate::text::map_strings(&mut json, &|s| self.options.redact(s).into_owned());
+                crate::text::fit_json(&json, max)
             }
-            _ => crate::content::cut(&self.options.redact(&text), max),
+            _ => crate::text::cut(&self.options.redact(&text), max),
         };
         Value::String(StringValue::from(out))
     }
 }
 
-/// OpenInference's span type, which MLflow and Arize Phoenix read: without
-/// it they show a workflow as untyped or `unknown`. Only workflows get it;
-/// both backends type chat, agent and tool spans from the GenAI attributes,
-/// and MLflow would demote a chat span marked `LLM` from its chat-model type.
-const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
 
 /// Whether the span's (last) `gen_ai.operation.name` is `operation`.
 fn operation_is(attributes: &[KeyValue], operation: &str) -> bool {
@@ -495,7 +463,7 @@ fn rollup_key(key: &str) -> Cow<'static, str> {
     match key {
         semconv::GEN_AI_USAGE_INPUT_TOKENS => Cow::Borrowed(ROLLUP_INPUT_TOKENS),
         semconv::GEN_AI_USAGE_OUTPUT_TOKENS => Cow::Borrowed(ROLLUP_OUTPUT_TOKENS),
-        COST_ATTRIBUTE => Cow::Borrowed(ROLLUP_COST),
+        COST_USD => Cow::Borrowed(ROLLUP_COST),
         other => {
             let rest = other.strip_prefix("gen_ai.").unwrap_or(other);
             Cow::Owned(format!("{ROLLUP_PREFIX}{rest}"))
@@ -552,7 +520,7 @@ mod tests {
             KeyValue::new(semconv::GEN_AI_OPERATION_NAME, "invoke_agent"),
             KeyValue::new(semconv::GEN_AI_USAGE_INPUT_TOKENS, 7_i64),
             KeyValue::new(semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 2_i64),
-            KeyValue::new(COST_ATTRIBUTE, 0.5),
+            KeyValue::new(COST_USD, 0.5),
             KeyValue::new(ROLLUP_INPUT_TOKENS, 9_i64),
         ];
         move_usage_to_rollup(&mut attrs);
@@ -563,7 +531,7 @@ mod tests {
                 .map(|kv| kv.value.clone())
         };
         assert_eq!(get(semconv::GEN_AI_USAGE_INPUT_TOKENS), None);
-        assert_eq!(get(COST_ATTRIBUTE), None);
+        assert_eq!(get(COST_USD), None);
         assert_eq!(get(ROLLUP_INPUT_TOKENS), Some(Value::I64(9)));
         assert_eq!(get(ROLLUP_COST), Some(Value::F64(0.5)));
         assert_eq!(

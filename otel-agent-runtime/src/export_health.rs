@@ -15,7 +15,7 @@
 //!   UNIMPLEMENTED: MLflow and Phoenix have no `/v1/metrics`) gets that one warning too, naming the
 //!   setting that sends the other signal only (`OTEL_METRICS_EXPORTER=none`);
 //! - no message shows the user or password of the endpoint's URL, or of a URL
-//!   in an exporter's own words ([`crate::config::printable_endpoint`]);
+//!   in an exporter's own words ([`crate::printable::printable_endpoint`]);
 //! - at shutdown, one line sums up what was not delivered, and apart from it
 //!   what was sent but not confirmed: a request that timed out on our side may
 //!   still have been stored by the backend, so it is never called lost.
@@ -256,7 +256,7 @@ fn grpc_name(debug_name: &str) -> Option<&'static str> {
 /// An exporter's own words as the messages show them: at most 160
 /// characters, and never the credentials of a URL they name.
 fn shorten(text: &str) -> String {
-    let text = crate::config::printable_text(text);
+    let text = crate::printable::printable_text(text);
     let mut short: String = text.chars().take(160).collect();
     if short.len() < text.len() {
         short.push('…');
@@ -417,7 +417,7 @@ impl SignalHealth {
         Self {
             signal,
             // Every message names it: never with the credentials of its URL.
-            endpoint: crate::config::printable_endpoint(&endpoint),
+            endpoint: crate::printable::printable_endpoint(&endpoint),
             timeout,
             submitted: AtomicU64::new(0),
             handed: AtomicU64::new(0),

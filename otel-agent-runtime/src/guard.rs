@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use crate::attributes::{STEP_OUTCOME, STEP_NAME, COST_USD, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, ROLLUP_COST};
 use crate::semconv;
 use crate::SpanExt as _;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
@@ -28,8 +29,6 @@ pub const CANCELLED: &str = "cancelled";
 /// The `error.type` of a call that panicked.
 pub const PANIC: &str = "panic";
 
-pub(crate) const OUTCOME_KEY: &str = "otel_agent.step.outcome";
-pub(crate) const STEP_NAME_KEY: &str = "otel_agent.step.name";
 
 /// What a step call site is, fixed at compile time.
 #[derive(Debug)]
@@ -331,8 +330,8 @@ impl StepGuard {
         let mut attrs = Vec::with_capacity(4 + site.attributes.len());
         attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
         match name {
-            Some(name) => attrs.push(KeyValue::new(STEP_NAME_KEY, name.clone())),
-            None => attrs.push(static_kv(STEP_NAME_KEY, site.name)),
+            Some(name) => attrs.push(KeyValue::new(STEP_NAME, name.clone())),
+            None => attrs.push(static_kv(STEP_NAME, site.name)),
         }
         attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
         if let Some(tenant) = tenant {
@@ -387,7 +386,7 @@ impl StepGuard {
             }
             let mut attrs = Self::attrs(site, name, tenant.as_ref());
             i.step_active.add(-1, &attrs);
-            attrs.push(static_kv(OUTCOME_KEY, label));
+            attrs.push(static_kv(STEP_OUTCOME, label));
             if let Some(error_type) = error_type {
                 attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
             }
@@ -398,13 +397,11 @@ impl StepGuard {
     }
 }
 
-use crate::export_guard::COST_ATTRIBUTE;
 
 /// A step's roll-up of the calls under it, under keys of our own: the calls'
 /// spans carry `gen_ai.usage.*` and the cost, and a backend summing those over
 /// a trace must count each call once.
 fn rollup_attrs(rollup: Rollup, attrs: &mut Vec<KeyValue>) {
-    use crate::export_guard::{ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS};
     attrs.push(KeyValue::new(
         ROLLUP_INPUT_TOKENS,
         i64::try_from(rollup.input_tokens).unwrap_or(i64::MAX),
@@ -678,7 +675,7 @@ impl LlmGuard {
             }
             let cost = price(layer, model, &report);
             if let Some(cost) = cost {
-                attrs.push(KeyValue::new(COST_ATTRIBUTE, cost));
+                attrs.push(KeyValue::new(COST_USD, cost));
             }
             if layer.options.capture.as_event() {
                 if let Some(content) = take_details(span) {
@@ -703,7 +700,7 @@ impl LlmGuard {
                         ));
                     }
                     details.extend(content);
-                    span.add_otel_event(crate::export_guard::DETAILS_EVENT, details);
+                    span.add_otel_event(crate::attributes::DETAILS_EVENT, details);
                 }
             }
             let rollup = report.usage.map(|usage| Rollup {

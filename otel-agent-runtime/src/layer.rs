@@ -16,13 +16,12 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
+use crate::attributes::TARGET;
 use crate::instruments::Instruments;
 use crate::library_spans::{declares_operation, LibraryCall};
 use crate::recording::RecordingOptions;
 use crate::semconv;
 
-/// The `tracing` target of every span the attributes create.
-pub(crate) const TARGET: &str = "otel_agent";
 
 #[derive(Debug, Clone)]
 pub(crate) struct InstrumentsLayer {

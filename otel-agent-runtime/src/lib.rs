@@ -43,6 +43,7 @@
 //!   panic or a dropped future ends the span as `panic` or `cancelled`.
 #![deny(missing_docs)]
 
+pub mod attributes;
 mod bridge;
 mod cardinality;
 mod config;
@@ -60,12 +61,14 @@ mod guard;
 mod instruments;
 mod layer;
 mod library_spans;
+mod message;
 // Documented by their own inner docs: an outer doc here would make rustdoc
 // resolve their intra-doc links from the crate root.
 #[cfg(feature = "rmcp")]
 pub mod mcp;
 #[cfg(feature = "async-openai")]
 pub mod openai;
+mod printable;
 mod probe;
 #[cfg(feature = "prometheus")]
 mod prometheus;
@@ -81,13 +84,13 @@ mod span_queue;
 mod stream;
 mod task;
 mod telemetry;
+mod text;
 mod tool_content;
 
 pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
 pub use error_type::ERROR_TYPE_OTHER;
-pub use export_guard::{COST_ATTRIBUTE, ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS};
 pub use instruments::{
     DURATION_BUCKETS, EVALUATION_SCORE, LLM_COST, LLM_UNPRICED_CALLS, STEP_ACTIVE, STEP_BUCKETS,
     STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,

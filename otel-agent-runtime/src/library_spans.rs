@@ -15,8 +15,9 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::Metadata;
 
+use crate::attributes::TARGET;
 use crate::export_guard::is_inference_operation;
-use crate::layer::{InstrumentsLayer, TARGET};
+use crate::layer::InstrumentsLayer;
 use crate::response::bounded_tokens;
 use crate::semconv;
 
@@ -113,7 +114,7 @@ impl LibraryCall {
                 self.operation.clone().unwrap_or_default(),
             ),
             KeyValue::new(
-                crate::guard::STEP_NAME_KEY,
+                crate::attributes::STEP_NAME,
                 self.step_name.clone().unwrap_or_default(),
             ),
         ]
@@ -145,7 +146,7 @@ impl LibraryCall {
         let mut attrs = self.step_attrs();
         let failed = self.failed || self.error_type.is_some();
         attrs.push(KeyValue::new(
-            crate::guard::OUTCOME_KEY,
+            crate::attributes::STEP_OUTCOME,
             if failed { "failure" } else { "success" },
         ));
         if failed {

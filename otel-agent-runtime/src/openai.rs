@@ -88,7 +88,7 @@ use async_openai::Client;
 use futures_core::Stream;
 use tracing::Span;
 
-use crate::content::{Message, Part};
+use crate::message::{Message, Part};
 pub use crate::request::{LlmRequest, RequestParams};
 use crate::response::{ErrorType, LlmResponse, Usage};
 use crate::semconv;
@@ -159,7 +159,7 @@ fn tool_call_part(call: &ChatCompletionMessageToolCalls) -> Part {
     Part::ToolCall {
         id: id.clone(),
         name: name.clone(),
-        arguments: crate::content::arguments_json(arguments),
+        arguments: crate::message::arguments_json(arguments),
     }
 }
 
@@ -283,7 +283,7 @@ impl LlmResponse for [CreateChatCompletionStreamResponse] {
     fn output_messages(&self) -> Vec<Message> {
         let mut answer = Vec::new();
         for chunk in self {
-            crate::content::merge_deltas(&mut answer, chunk.output_messages());
+            crate::message::merge_deltas(&mut answer, chunk.output_messages());
         }
         answer
     }
@@ -634,7 +634,7 @@ impl LlmResponse for ChatStreamSummary {
                     choice.tool_calls.iter().map(|call| Part::ToolCall {
                         id: call.id.clone(),
                         name: call.name.clone(),
-                        arguments: crate::content::arguments_json(&call.arguments),
+                        arguments: crate::message::arguments_json(&call.arguments),
                     }),
                     choice.finish_reason,
                 )

@@ -119,7 +119,7 @@ pub struct ResponseReport {
     /// `gen_ai.response.finish_reasons`.
     pub finish_reasons: Vec<String>,
     /// `gen_ai.output.messages`, read only when content is captured.
-    pub output: Vec<crate::content::Message>,
+    pub output: Vec<crate::message::Message>,
 }
 
 /// Return types that implement [`LlmResponse`].

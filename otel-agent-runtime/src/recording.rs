@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::config::parse_bool;
-use crate::content::{default_redactor, Redactor};
+use crate::message::{default_redactor, Redactor};
 use crate::cost::PriceTable;
 use crate::error::InitError;
 use crate::event_filter::{SpanEvents, SPAN_EVENTS_VAR};

@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use crate::content::{Message, Part};
+use crate::message::{Message, Part};
 
 use crate::SpanExt as _;
 use opentelemetry::{Array, KeyValue, StringValue, Value};

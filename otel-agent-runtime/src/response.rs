@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::content::Message;
+use crate::message::Message;
 
 /// Token counts of one model call, as the provider reported them.
 ///

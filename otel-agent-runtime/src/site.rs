@@ -188,7 +188,7 @@ impl SiteMetrics {
                 set.active.add(-1);
                 let (duration_series, calls) = set.success.get_or_init(|| {
                     let mut attrs = set.attrs.clone();
-                    attrs.push(KeyValue::new(crate::guard::OUTCOME_KEY, "success"));
+                    attrs.push(KeyValue::new(crate::attributes::STEP_OUTCOME, "success"));
                     (
                         instruments.step_duration.bind(&attrs),
                         instruments.step_calls.bind(&attrs),

@@ -63,7 +63,7 @@ fn merge(into: &mut ResponseReport, chunk: ResponseReport) {
     }
     into.finish_reasons.extend(chunk.finish_reasons);
     if !chunk.output.is_empty() {
-        crate::content::merge_deltas(&mut into.output, chunk.output);
+        crate::message::merge_deltas(&mut into.output, chunk.output);
     }
 }
 

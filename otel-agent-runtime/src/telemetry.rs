@@ -102,7 +102,7 @@ impl std::fmt::Debug for TelemetryBuilder {
             .field("default_service_name", &self.default_service_name)
             .field(
                 "endpoint",
-                &self.endpoint.as_deref().map(config::printable_endpoint),
+                &self.endpoint.as_deref().map(crate::printable::printable_endpoint),
             )
             .field("protocol", &self.protocol)
             .field("traces", &self.traces)
