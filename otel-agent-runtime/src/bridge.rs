@@ -31,6 +31,7 @@ use tracing_subscriber::Layer;
 
 use crate::attributes::TARGET;
 use crate::layer::InstrumentsLayer;
+use crate::span_state::{own_context, OwnSpan};
 
 const CODE_FILE_PATH: Key =
     Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_FILE_PATH);
@@ -39,11 +40,6 @@ const CODE_FILE_PATH: Key =
 const CODE_MODULE_NAME: Key = Key::from_static_str("code.module.name");
 const CODE_LINE_NUMBER: Key =
     Key::from_static_str(opentelemetry_semantic_conventions::attribute::CODE_LINE_NUMBER);
-
-/// On an attribute's span: its OpenTelemetry context, holding the SDK span.
-struct OwnSpan {
-    cx: OtelContext,
-}
 
 thread_local! {
     /// The contexts attached by entered attribute spans, innermost last.
@@ -298,13 +294,6 @@ fn span_kind(value: &str) -> Option<SpanKind> {
     .into_iter()
     .find(|(name, _)| value.eq_ignore_ascii_case(name))
     .map(|(_, kind)| kind)
-}
-
-fn own_context<S>(span: &SpanRef<'_, S>) -> Option<OtelContext>
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    span.extensions().get::<OwnSpan>().map(|own| own.cx.clone())
 }
 
 impl<S, L> Layer<S> for Bridge<L, S>
@@ -605,132 +594,4 @@ where
         // SAFETY: the caller's contract, passed on.
         unsafe { self.inner.downcast_raw(id) }
     }
-}
-
-/// Sets attributes, adds events and reads the context of a `tracing` span's
-/// OpenTelemetry span, whichever layer made it: an attribute's span (built by
-/// this runtime) or any other span (built by `tracing-opentelemetry`).
-///
-/// Inside an `#[agent_step]` or `#[llm_call]`, use it (or
-/// [`opentelemetry::Context::current`]) rather than
-/// `tracing_opentelemetry::OpenTelemetrySpanExt`, which sees only the spans
-/// `tracing-opentelemetry` built.
-pub trait SpanExt {
-    /// The span's OpenTelemetry context: its trace, span id and baggage, to
-    /// propagate or to attach.
-    fn otel_context(&self) -> OtelContext;
-
-    /// Sets an attribute on the OpenTelemetry span.
-    fn set_otel_attribute(&self, key: impl Into<Key>, value: impl Into<Value>);
-
-    /// Adds an event to the OpenTelemetry span.
-    fn add_otel_event(
-        &self,
-        name: impl Into<std::borrow::Cow<'static, str>>,
-        attributes: Vec<KeyValue>,
-    );
-
-    /// Sets the OpenTelemetry span's status.
-    fn set_otel_status(&self, status: Status);
-}
-
-/// Hands `value` to `own` with the context of `span` when this runtime built
-/// its OpenTelemetry span, else to `other` (the span is `tracing-opentelemetry`'s,
-/// or there is no registry to ask).
-fn own_or_else<T>(
-    span: &tracing::Span,
-    value: T,
-    own: impl FnOnce(&OtelContext, T),
-    other: impl FnOnce(T),
-) {
-    let mut value = Some(value);
-    crate::layer::with_registry_span(span, |s| {
-        value = value.take().and_then(|value| on_own(&s, value, own));
-    });
-    if let Some(value) = value {
-        other(value);
-    }
-}
-
-/// Hands `value` to `own` with the context of the registry span `span` when
-/// this runtime built its OpenTelemetry span; gives it back otherwise.
-fn on_own<T>(
-    span: &SpanRef<'_, tracing_subscriber::Registry>,
-    value: T,
-    own: impl FnOnce(&OtelContext, T),
-) -> Option<T> {
-    match span.extensions().get::<OwnSpan>() {
-        Some(own_span) => {
-            own(&own_span.cx, value);
-            None
-        }
-        None => Some(value),
-    }
-}
-
-impl SpanExt for tracing::Span {
-    fn otel_context(&self) -> OtelContext {
-        crate::layer::with_registry_span(self, |s| own_context(&s))
-            .flatten()
-            .unwrap_or_else(|| tracing_opentelemetry::OpenTelemetrySpanExt::context(self))
-    }
-
-    fn set_otel_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
-        set_attributes(self, vec![KeyValue::new(key, value)]);
-    }
-
-    fn add_otel_event(
-        &self,
-        name: impl Into<std::borrow::Cow<'static, str>>,
-        attributes: Vec<KeyValue>,
-    ) {
-        own_or_else(
-            self,
-            (name.into(), attributes),
-            |cx, (name, attributes)| cx.span().add_event(name, attributes),
-            |(name, attributes)| {
-                tracing_opentelemetry::OpenTelemetrySpanExt::add_event(self, name, attributes);
-            },
-        );
-    }
-
-    fn set_otel_status(&self, status: Status) {
-        own_or_else(
-            self,
-            status,
-            |cx, status| cx.span().set_status(status),
-            |status| tracing_opentelemetry::OpenTelemetrySpanExt::set_status(self, status),
-        );
-    }
-}
-
-/// Sets `attributes` on the registry span `span` when this runtime built its
-/// OpenTelemetry span; gives them back otherwise.
-pub(crate) fn set_on(
-    span: &SpanRef<'_, tracing_subscriber::Registry>,
-    attributes: Vec<KeyValue>,
-) -> Option<Vec<KeyValue>> {
-    on_own(span, attributes, |cx, attributes| {
-        if !attributes.is_empty() {
-            cx.span().set_attributes(attributes);
-        }
-    })
-}
-
-/// Sets several attributes on an attribute's span with one lookup and one
-/// lock; on any other span, one at a time through `tracing-opentelemetry`.
-pub(crate) fn set_attributes(span: &tracing::Span, attributes: Vec<KeyValue>) {
-    if attributes.is_empty() {
-        return;
-    }
-    own_or_else(
-        span,
-        attributes,
-        |cx, attributes| cx.span().set_attributes(attributes),
-        |attributes| {
-            for kv in attributes {
-                tracing_opentelemetry::OpenTelemetrySpanExt::set_attribute(span, kv.key, kv.value);
-            }
-        },
-    );
 }

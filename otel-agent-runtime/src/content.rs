@@ -22,17 +22,20 @@
 //! }
 //! ```
 
-use crate::attributes::{CAPTURE_REQUESTED, DETAILS_EVENT, INPUT_VALUE, OUTPUT_VALUE, INPUT_MIME_TYPE, OUTPUT_MIME_TYPE};
+use crate::attributes::{
+    CAPTURE_REQUESTED, DETAILS_EVENT, INPUT_MIME_TYPE, INPUT_VALUE, OUTPUT_MIME_TYPE, OUTPUT_VALUE,
+};
 use crate::SpanExt as _;
 use opentelemetry::KeyValue;
 use serde::Serialize;
 use serde_json::Value as Json;
 use tracing::Span;
 
-pub use crate::message::{default_redactor, Message, Part, Redactor};
+use crate::layer::with_layer;
 use crate::message::arguments_json;
-use crate::layer::{capture_requested, is_llm_span, is_ours, with_layer};
+pub use crate::message::{default_redactor, Message, Part, Redactor};
 use crate::semconv;
+use crate::span_state::{capture_requested, is_llm_span, is_ours};
 
 fn record(key: &'static str, value: impl FnOnce() -> Json) {
     record_on(&Span::current(), key, || Some(value().to_string()));
@@ -86,19 +89,18 @@ pub(crate) fn record_on(span: &Span, key: &'static str, value: impl FnOnce() -> 
             if !layer.options.capture.any() {
                 attrs.push(KeyValue::new(CAPTURE_REQUESTED, true));
             }
-            crate::bridge::set_attributes(span, attrs);
+            crate::span_state::set_attributes(span, attrs);
         }
         if mode.as_event() {
             // A model call's content goes out in one event per inference, with
             // the call's attributes, when it ends; a step's, as it comes.
             let content = KeyValue::new(key, text);
-            if !crate::layer::stash_details(span, content.clone()) {
+            if !crate::span_state::stash_details(span, content.clone()) {
                 span.add_otel_event(DETAILS_EVENT, vec![content]);
             }
         }
     });
 }
-
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Json {
     serde_json::to_value(value).unwrap_or(Json::Null)

@@ -18,10 +18,12 @@ use opentelemetry::{Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::Value as Json;
 
-use crate::attributes::{COST_USD, ROLLUP_PREFIX, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, ROLLUP_COST, CAPTURE_REQUESTED, DELEGATED, DETAILS_EVENT, OPENINFERENCE_SPAN_KIND};
+use crate::attributes::{
+    CAPTURE_REQUESTED, COST_USD, DELEGATED, DETAILS_EVENT, OPENINFERENCE_SPAN_KIND, ROLLUP_COST,
+    ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, ROLLUP_PREFIX,
+};
 use crate::recording::RecordingOptions;
 use crate::semconv;
-
 
 /// What a key is to the guard. Every exported attribute is classified once,
 /// so the common case (nothing to do) costs one prefix test per attribute.
@@ -324,7 +326,6 @@ impl ExportGuard {
         Value::String(StringValue::from(out))
     }
 }
-
 
 /// Whether the span's (last) `gen_ai.operation.name` is `operation`.
 fn operation_is(attributes: &[KeyValue], operation: &str) -> bool {

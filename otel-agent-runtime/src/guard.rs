@@ -9,26 +9,28 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::attributes::{STEP_OUTCOME, STEP_NAME, COST_USD, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, ROLLUP_COST};
+use crate::attributes::{
+    COST_USD, ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, STEP_NAME, STEP_OUTCOME,
+};
 use crate::semconv;
 use crate::SpanExt as _;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
-use crate::layer::{
-    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, take_details,
-    with_layer, InstrumentsLayer, Rollup, Server,
-};
+use crate::layer::{with_layer, InstrumentsLayer};
+pub use crate::metrics::SiteMetrics;
+use crate::metrics::{LlmKey, LlmRecord, StepRecord};
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
-pub use crate::site::SiteMetrics;
-use crate::site::{LlmKey, LlmRecord, StepRecord};
+use crate::span_state::{
+    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, take_details,
+    Rollup, Server,
+};
 
 /// The `error.type` of a call whose future was dropped before it finished.
 pub const CANCELLED: &str = "cancelled";
 /// The `error.type` of a call that panicked.
 pub const PANIC: &str = "panic";
-
 
 /// What a step call site is, fixed at compile time.
 #[derive(Debug)]
@@ -393,10 +395,9 @@ impl StepGuard {
             i.step_duration.record(elapsed, &attrs);
             i.step_calls.add(1, &attrs);
         });
-        crate::bridge::set_attributes(span, span_attrs);
+        crate::span_state::set_attributes(span, span_attrs);
     }
 }
-
 
 /// A step's roll-up of the calls under it, under keys of our own: the calls'
 /// spans carry `gen_ai.usage.*` and the cost, and a backend summing those over
@@ -732,7 +733,7 @@ impl LlmGuard {
             }
         });
         if let Some(attrs) = attrs {
-            crate::bridge::set_attributes(span, attrs);
+            crate::span_state::set_attributes(span, attrs);
         }
     }
 }

@@ -58,10 +58,10 @@ mod event_filter;
 mod export_guard;
 mod export_health;
 mod guard;
-mod instruments;
 mod layer;
 mod library_spans;
 mod message;
+pub mod metrics;
 // Documented by their own inner docs: an outer doc here would make rustdoc
 // resolve their intra-doc links from the crate root.
 #[cfg(feature = "rmcp")]
@@ -79,28 +79,25 @@ mod response;
 pub mod semconv;
 #[cfg(feature = "tokio")]
 mod signal;
-mod site;
+mod span_ext;
 mod span_queue;
+mod span_state;
 mod stream;
 mod task;
 mod telemetry;
 mod text;
 mod tool_content;
 
-pub use bridge::SpanExt;
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
 pub use error_type::ERROR_TYPE_OTHER;
-pub use instruments::{
-    DURATION_BUCKETS, EVALUATION_SCORE, LLM_COST, LLM_UNPRICED_CALLS, STEP_ACTIVE, STEP_BUCKETS,
-    STEP_CALLS, STEP_DURATION, TOKEN_BUCKETS,
-};
 pub use otel_agent_macros::{agent_step, llm_call};
 pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
 pub use request::{LlmClient, LlmRequest, RequestParams};
 pub use response::{ErrorType, LlmResponse, Usage};
 #[cfg(feature = "tokio")]
 pub use signal::shutdown_signal;
+pub use span_ext::SpanExt;
 #[cfg(feature = "tokio")]
 pub use task::spawn;
 pub use task::{InCurrentContext, InCurrentContextExt};

@@ -81,8 +81,8 @@ use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::KeyValue;
 use rmcp::model::RequestMetaObject;
 
-use crate::instruments::Bounded;
 use crate::layer::InstrumentsLayer;
+use crate::metrics::Bounded;
 use crate::propagation::{HeaderSink, HeaderSource, BAGGAGE, TRACEPARENT, TRACESTATE};
 use crate::semconv;
 

@@ -547,9 +547,9 @@ impl ChatStreamSummary {
             // every stream. On a span of the user's own, the summary's clock is
             // all there is. A step is not a call: a stream read there (one an
             // `#[llm_call]` returned) is measured by its call.
-            if crate::layer::note_first_chunk(&span, Instant::now()) {
+            if crate::span_state::note_first_chunk(&span, Instant::now()) {
                 span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
-            } else if !crate::layer::is_ours(&span) {
+            } else if !crate::span_state::is_ours(&span) {
                 span.set_otel_attribute(semconv::GEN_AI_REQUEST_STREAM, true);
                 span.set_otel_attribute(
                     semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
@@ -851,7 +851,7 @@ pub fn server_of(base_url: &str) -> Option<(String, u16)> {
 pub fn record_server(base_url: &str) {
     if let Some((address, port)) = server_of(base_url) {
         // On an `#[llm_call]` span they also go on the call's metrics.
-        crate::layer::note_server(&Span::current(), &address, port);
+        crate::span_state::note_server(&Span::current(), &address, port);
     }
 }
 
@@ -935,7 +935,7 @@ where
         let future = self.inner.call(request);
         Box::pin(async move {
             let result = future.await;
-            let resend_count = crate::layer::next_attempt(&span);
+            let resend_count = crate::span_state::next_attempt(&span);
             let mut attrs = vec![opentelemetry::KeyValue::new(
                 semconv::HTTP_REQUEST_RESEND_COUNT,
                 i64::from(resend_count),

@@ -1,12 +1,12 @@
 pub use crate::guard::{
     LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, ToolName, TOOL_TYPE,
 };
+pub use crate::metrics::SiteMetrics;
 pub use crate::probe::{
     OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
     Probe, ReadNoResponse, ReadResponse,
 };
 pub use crate::semconv;
-pub use crate::site::SiteMetrics;
 pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
 pub use crate::task::{in_call, CallGuard, Gated};
 pub use crate::tool_content::{
@@ -23,7 +23,7 @@ pub fn record_request<R: crate::LlmRequest + ?Sized>(span: &tracing::Span, reque
 /// Records a client's server on an `#[llm_call]` span (`client = ...`).
 pub fn record_client<C: crate::LlmClient + ?Sized>(span: &tracing::Span, client: &C) {
     if let Some((address, port)) = client.server() {
-        crate::layer::note_server(span, &address, port);
+        crate::span_state::note_server(span, &address, port);
     }
 }
 pub use tracing;

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::config::parse_bool;
-use crate::message::{default_redactor, Redactor};
 use crate::cost::PriceTable;
 use crate::error::InitError;
 use crate::event_filter::{SpanEvents, SPAN_EVENTS_VAR};
+use crate::message::{default_redactor, Redactor};
 
 /// Where captured message content goes, from
 /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`.

@@ -10,7 +10,7 @@ use opentelemetry::context::{FutureExt as _, WithContext};
 use tracing::instrument::{Instrument as _, Instrumented, WithDispatch, WithSubscriber as _};
 use tracing::Span;
 
-use crate::layer::{mark_panicked, payload_message};
+use crate::span_state::{mark_panicked, payload_message};
 
 pin_project_lite::pin_project! {
     /// A future run inside an annotated call's span, noting a panic on the span

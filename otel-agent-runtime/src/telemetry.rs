@@ -33,8 +33,8 @@ use crate::export_health::{
     shutdown_summary, stderr_report, CountingMetricExporter, CountingSpanExporter, SignalHealth,
     WatchedProcessor,
 };
-use crate::instruments::Instruments;
 use crate::layer::InstrumentsLayer;
+use crate::metrics::Instruments;
 use crate::recording::{CaptureMode, RecordingOptions, RecordingOverrides};
 use crate::span_queue::{QueueLimits, SpanQueue, MAX_QUEUE_BYTES};
 
@@ -102,7 +102,10 @@ impl std::fmt::Debug for TelemetryBuilder {
             .field("default_service_name", &self.default_service_name)
             .field(
                 "endpoint",
-                &self.endpoint.as_deref().map(crate::printable::printable_endpoint),
+                &self
+                    .endpoint
+                    .as_deref()
+                    .map(crate::printable::printable_endpoint),
             )
             .field("protocol", &self.protocol)
             .field("traces", &self.traces)

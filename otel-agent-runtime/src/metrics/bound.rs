@@ -8,13 +8,12 @@
 //! of the pipeline that recorded them, and records straight into those series.
 //! Failures, whose `error.type` varies, take the unbound path.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
 use opentelemetry::{KeyValue, StringValue};
 
-use crate::instruments::Instruments;
+use super::Instruments;
 
 /// Sets a site keeps; past this, the oldest is dropped (a site whose model
 /// changes with every call records through the unbound path instead).
@@ -60,19 +59,13 @@ impl<T> Sets<T> {
     }
 }
 
-/// Gives each pipeline's instruments an identity that outlives their address.
-pub(crate) fn next_pipeline_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 /// What varies between the attribute sets of one `#[llm_call]` site.
 #[derive(Debug, PartialEq)]
 pub(crate) struct LlmKey<'a> {
     pub model: &'a str,
     pub response_model: Option<&'a str>,
     pub tenant: Option<&'a StringValue>,
-    pub server: Option<&'a crate::layer::Server>,
+    pub server: Option<&'a crate::span_state::Server>,
 }
 
 #[derive(Debug)]
@@ -81,7 +74,7 @@ struct LlmSet {
     model: StringValue,
     response_model: Option<String>,
     tenant: Option<StringValue>,
-    server: Option<crate::layer::Server>,
+    server: Option<crate::span_state::Server>,
     /// The duration's attributes, for binding the token series on first use:
     /// a series bound is a series exported, and token counts nobody reported
     /// must not appear as an empty series.
