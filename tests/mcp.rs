@@ -681,7 +681,8 @@ fn a_tool_over_mcp_counts_as_a_tool_step() {
         disconnect(client, server).await;
     });
     let metrics = h.metrics();
-    let steps = common::f64_histogram_points(metrics.expect(otel_agent_runtime::STEP_DURATION));
+    let steps =
+        common::f64_histogram_points(metrics.expect(otel_agent_runtime::metrics::STEP_DURATION));
     let booked: Vec<_> = steps
         .iter()
         .map(|p| point_attrs(p.attributes()))

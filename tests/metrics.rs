@@ -4,9 +4,8 @@ mod common;
 
 use common::{f64_histogram_points, harness, point_attrs, u64_histogram_points};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use otel_agent_runtime::{
-    agent_step, llm_call, LlmResponse, Usage, DURATION_BUCKETS, TOKEN_BUCKETS,
-};
+use otel_agent_runtime::metrics::{DURATION_BUCKETS, TOKEN_BUCKETS};
+use otel_agent_runtime::{agent_step, llm_call, LlmResponse, Usage};
 
 #[derive(Debug)]
 struct Reply(Option<Usage>);

@@ -7,9 +7,9 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+use otel_agent_runtime::metrics::{DURATION_BUCKETS, STEP_BUCKETS};
 use otel_agent_runtime::{
-    agent_step, llm_call, ExporterKind, InitError, LlmResponse, Telemetry, Usage, DURATION_BUCKETS,
-    STEP_BUCKETS,
+    agent_step, llm_call, ExporterKind, InitError, LlmResponse, Telemetry, Usage,
 };
 use tracing_subscriber::layer::SubscriberExt as _;
 

@@ -204,17 +204,17 @@ impl HandInstruments {
             duration: meter
                 .f64_histogram("gen_ai.client.operation.duration")
                 .with_unit("s")
-                .with_boundaries(otel_agent_runtime::DURATION_BUCKETS.to_vec())
+                .with_boundaries(otel_agent_runtime::metrics::DURATION_BUCKETS.to_vec())
                 .build(),
             tokens: meter
                 .u64_histogram("gen_ai.client.token.usage")
                 .with_unit("{token}")
-                .with_boundaries(otel_agent_runtime::TOKEN_BUCKETS.to_vec())
+                .with_boundaries(otel_agent_runtime::metrics::TOKEN_BUCKETS.to_vec())
                 .build(),
             step_duration: meter
                 .f64_histogram("otel_agent.step.duration")
                 .with_unit("s")
-                .with_boundaries(otel_agent_runtime::STEP_BUCKETS.to_vec())
+                .with_boundaries(otel_agent_runtime::metrics::STEP_BUCKETS.to_vec())
                 .build(),
             step_calls: meter.u64_counter("otel_agent.step.calls").build(),
             step_active: meter.i64_up_down_counter("otel_agent.step.active").build(),

@@ -2,6 +2,10 @@
 //! define: our own (`otel_agent.*`), and OpenInference's, which MLflow and
 //! Arize Phoenix read. The conventions' own keys are in [`semconv`](crate::semconv).
 
+use std::borrow::Cow;
+
+use opentelemetry::{Key, KeyValue, Value};
+
 /// The `tracing` target of every span the attributes create.
 pub(crate) const TARGET: &str = "otel_agent";
 
@@ -52,3 +56,16 @@ pub(crate) const OUTPUT_MIME_TYPE: &str = "output.mime_type";
 /// both backends type chat, agent and tool spans from the GenAI attributes,
 /// and MLflow would demote a chat span marked `LLM` from its chat-model type.
 pub(crate) const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
+
+/// A key-value pair from two static strings: no copy, no allocation.
+pub(crate) fn static_kv(key: &'static str, value: &'static str) -> KeyValue {
+    KeyValue::new(Key::from_static_str(key), Value::from(value))
+}
+
+/// An attribute value from a string that is static or owned, without a copy.
+pub(crate) fn cow_value(value: Cow<'static, str>) -> Value {
+    match value {
+        Cow::Borrowed(s) => Value::from(s),
+        Cow::Owned(s) => Value::from(s),
+    }
+}

@@ -5,244 +5,24 @@
 //! (cancelled), and the guard records that instead: every span ends, every
 //! in-flight count comes back down, whatever way the call leaves.
 
-use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::attributes::{
-    COST_USD, ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS, STEP_NAME, STEP_OUTCOME,
-};
+use crate::attributes::{COST_USD, ROLLUP_COST, ROLLUP_INPUT_TOKENS, ROLLUP_OUTPUT_TOKENS};
 use crate::semconv;
 use crate::SpanExt as _;
 use opentelemetry::{Key, KeyValue, StringValue, Value};
 use tracing::Span;
 
+use crate::attributes::{cow_value, static_kv};
 use crate::layer::{with_layer, InstrumentsLayer};
-pub use crate::metrics::SiteMetrics;
-use crate::metrics::{LlmKey, LlmRecord, StepRecord};
+use crate::metrics;
+use crate::outcome::{mark_error, End};
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
+use crate::site::{LlmSite, ModelName, StepSite, ToolName};
 use crate::span_state::{
-    finish_llm_span, note_first_chunk, panic_message, request_capture, rollup_of, take_details,
-    Rollup, Server,
+    finish_llm_span, note_first_chunk, request_capture, rollup_of, take_details, Rollup,
 };
-
-/// The `error.type` of a call whose future was dropped before it finished.
-pub const CANCELLED: &str = "cancelled";
-/// The `error.type` of a call that panicked.
-pub const PANIC: &str = "panic";
-
-/// What a step call site is, fixed at compile time.
-#[derive(Debug)]
-pub struct StepSite {
-    /// `invoke_agent`, `execute_tool` or `invoke_workflow`.
-    pub operation: &'static str,
-    /// The agent, tool or workflow name.
-    pub name: &'static str,
-    /// What the agent or tool does, when the attribute says.
-    pub description: Option<&'static str>,
-    /// Extra low-cardinality metric attributes fixed at the call site.
-    pub attributes: &'static [(&'static str, &'static str)],
-    /// The site's instruments, bound to its attribute sets once per pipeline.
-    pub metrics: SiteMetrics,
-}
-
-/// `gen_ai.tool.type` of a tool step: one `static`, so every span's field is
-/// the same string, which the bridge stores without a copy.
-pub static TOOL_TYPE: &str = "function";
-
-impl StepSite {
-    /// Tells the bridge which strings the span about to be created carries
-    /// (this site's operation, name, description and tool type), so that it
-    /// stores them without a copy each.
-    pub fn hand_off(&self) {
-        crate::bridge::hand_off(
-            [
-                self.operation,
-                self.name,
-                self.description.unwrap_or_default(),
-                TOOL_TYPE,
-            ],
-            None,
-        );
-    }
-}
-
-/// What an LLM call site is, fixed at compile time.
-#[derive(Debug)]
-pub struct LlmSite {
-    /// `gen_ai.operation.name`, e.g. `chat`.
-    pub operation: &'static str,
-    /// `gen_ai.provider.name` when the attribute names it.
-    pub provider: Option<&'static str>,
-    /// Extra low-cardinality metric attributes fixed at the call site.
-    pub attributes: &'static [(&'static str, &'static str)],
-    /// The site's instruments, bound to its attribute sets once per pipeline.
-    pub metrics: SiteMetrics,
-    /// The models chosen at run time this site has seen, with their span names.
-    pub models: ModelNames,
-}
-
-impl LlmSite {
-    /// Tells the bridge which strings the span about to be created carries
-    /// (this site's operation, `provider` and `model`), so that it stores them
-    /// without a copy each.
-    pub fn hand_off(&self, provider: &'static str, model: &ModelName) {
-        crate::bridge::hand_off(
-            [self.operation, provider, model.span_name.unwrap_or(""), ""],
-            Some(&model.value),
-        );
-    }
-
-    /// The model an expression names, evaluated when the call starts. A model
-    /// this site has seen before comes with its string and span name already
-    /// made, so a call that names it allocates nothing for either.
-    pub fn model_of<M: AsRef<str> + ?Sized>(&self, model: &M) -> ModelName {
-        self.models.get(self.operation, model.as_ref())
-    }
-
-    /// The provider: the one the attribute names, else the one the model's name
-    /// belongs to (`gpt-4o` is OpenAI's), else `unknown`.
-    pub fn provider_for(&self, model: &ModelName) -> &'static str {
-        self.provider
-            .unwrap_or_else(|| infer_provider(model.as_str()))
-    }
-}
-
-/// Maps well-known model families to the conventions' `gen_ai.provider.name` values.
-pub fn infer_provider(model: &str) -> &'static str {
-    let m = model.to_ascii_lowercase();
-    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
-    if starts(&[
-        "gpt-",
-        "o1",
-        "o3",
-        "o4",
-        "chatgpt",
-        "text-embedding-",
-        "dall-e",
-        "whisper",
-        "davinci",
-        "babbage",
-    ]) {
-        "openai"
-    } else if starts(&["claude"]) {
-        "anthropic"
-    } else if starts(&["gemini", "gemma"]) {
-        "gcp.gemini"
-    } else if starts(&["mistral", "mixtral", "codestral", "ministral", "pixtral"]) {
-        "mistral_ai"
-    } else if starts(&["command", "embed-english", "embed-multilingual"]) {
-        "cohere"
-    } else if starts(&["deepseek"]) {
-        "deepseek"
-    } else if starts(&["grok"]) {
-        "x_ai"
-    } else if starts(&["llama", "meta-llama"]) {
-        "meta"
-    } else {
-        "unknown"
-    }
-}
-
-enum End {
-    Returned(Outcome),
-    Dropped,
-}
-
-impl End {
-    /// `(outcome label, error.type, status message)`.
-    fn describe(self, span: &Span) -> (&'static str, Option<Cow<'static, str>>, Option<String>) {
-        match self {
-            End::Returned(Outcome::Success) => ("success", None, None),
-            End::Returned(Outcome::Failure {
-                error_type,
-                message,
-            }) => ("failure", Some(error_type), message),
-            End::Dropped => {
-                // An async call's panic is noted on the span as it unwinds; a sync
-                // call's guard is dropped while the thread is still panicking.
-                let caught = panic_message(span);
-                if caught.is_some() || std::thread::panicking() {
-                    let message = caught.map_or_else(
-                        || "the call panicked".to_owned(),
-                        |m| format!("panicked: {m}"),
-                    );
-                    ("failure", Some(Cow::Borrowed(PANIC)), Some(message))
-                } else {
-                    (
-                        CANCELLED,
-                        Some(Cow::Borrowed(CANCELLED)),
-                        Some("the call was cancelled before it finished".to_owned()),
-                    )
-                }
-            }
-        }
-    }
-}
-
-/// Status descriptions come from error messages, which may quote user input:
-/// they pass through the redaction hook and are kept short.
-const MAX_STATUS_BYTES: usize = 512;
-
-fn mark_error(span: &Span, error_type: &str, message: Option<&str>) {
-    // Recorded as fields, not only set on the OpenTelemetry span: other
-    // `tracing` layers (a log formatter) show how the call failed too.
-    span.record(semconv::ERROR_TYPE, error_type);
-    let mut description = error_type.to_owned();
-    if let Some(message) = message {
-        with_layer(span, |layer| {
-            let redacted = layer.options.redact(message);
-            let mut end = redacted.len().min(MAX_STATUS_BYTES);
-            while !redacted.is_char_boundary(end) {
-                end -= 1;
-            }
-            description = redacted[..end].to_owned();
-        });
-    }
-    span.record("otel.status_code", "error");
-    span.record("otel.status_description", description.as_str());
-}
-
-fn static_kv(key: &'static str, value: &'static str) -> KeyValue {
-    KeyValue::new(Key::from_static_str(key), Value::from(value))
-}
-
-fn cow_value(value: Cow<'static, str>) -> Value {
-    match value {
-        Cow::Borrowed(s) => Value::from(s),
-        Cow::Owned(s) => Value::from(s),
-    }
-}
-
-/// A tool's name known only at run time (`#[agent_step(kind = tool, name = expr)]`),
-/// for a dispatcher that routes calls by name: its span is named for the tool
-/// and its metrics carry the tool's name, not the dispatcher's.
-#[derive(Debug, Clone)]
-pub struct ToolName {
-    name: StringValue,
-    span_name: String,
-}
-
-impl ToolName {
-    /// The tool `name`, run through the step `site`.
-    pub fn new(site: &'static StepSite, name: &str) -> Self {
-        Self {
-            name: StringValue::from(name.to_owned()),
-            span_name: format!("{} {name}", site.operation),
-        }
-    }
-
-    /// The tool's name, for `gen_ai.tool.name`.
-    pub fn as_str(&self) -> &str {
-        self.name.as_str()
-    }
-
-    /// `execute_tool {name}`, for the span's name.
-    pub fn span_name(&self) -> &str {
-        &self.span_name
-    }
-}
 
 /// Drives one `#[agent_step]` call.
 pub struct StepGuard {
@@ -299,20 +79,11 @@ impl StepGuard {
         with_layer(&span, |layer| {
             content = layer.options.capture.any();
             let tenant = layer.tenant(&span);
-            match &name {
-                // One series per name: the site's bound instruments are the
-                // dispatcher's, so these are recorded as they come.
-                Some(name) => layer
-                    .instruments
-                    .step_active
-                    .add(1, &Self::attrs(site, Some(name), tenant.as_ref())),
-                None => site.metrics.record_step(
-                    &layer.instruments,
-                    tenant.as_ref(),
-                    || Self::attrs(site, None, tenant.as_ref()),
-                    &StepRecord::Started,
-                ),
-            }
+            metrics::step_started(
+                &layer.instruments,
+                &Self::metric(site, name.as_ref()),
+                tenant.as_ref(),
+            );
         });
         Self {
             site,
@@ -323,27 +94,18 @@ impl StepGuard {
         }
     }
 
-    /// The in-flight count's attributes.
-    fn attrs(
-        site: &'static StepSite,
-        name: Option<&StringValue>,
-        tenant: Option<&StringValue>,
-    ) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(4 + site.attributes.len());
-        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-        match name {
-            Some(name) => attrs.push(KeyValue::new(STEP_NAME, name.clone())),
-            None => attrs.push(static_kv(STEP_NAME, site.name)),
+    /// The step as its metrics see it.
+    fn metric<'a>(site: &'a StepSite, name: Option<&'a StringValue>) -> metrics::Step<'a> {
+        metrics::Step {
+            operation: site.operation,
+            name: site.name,
+            run_time_name: name,
+            attributes: site.attributes,
+            series: &site.metrics,
         }
-        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
-        if let Some(tenant) = tenant {
-            attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
-        }
-        attrs
     }
 
-    /// Whether anything listens: when not, generated code skips reading the
-    /// outcome, and the guard records nothing.
+    /// The step's span, to enter or instrument the body with.
     pub fn is_recording(&self) -> bool {
         self.start.is_some()
     }
@@ -375,25 +137,15 @@ impl StepGuard {
         }
         let name = self.name.as_ref();
         with_layer(span, |layer| {
-            let i = &layer.instruments;
             let tenant = layer.tenant(span);
-            if let (None, None) = (&error_type, name) {
-                site.metrics.record_step(
-                    i,
-                    tenant.as_ref(),
-                    || Self::attrs(site, None, tenant.as_ref()),
-                    &StepRecord::Succeeded(elapsed),
-                );
-                return;
-            }
-            let mut attrs = Self::attrs(site, name, tenant.as_ref());
-            i.step_active.add(-1, &attrs);
-            attrs.push(static_kv(STEP_OUTCOME, label));
-            if let Some(error_type) = error_type {
-                attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
-            }
-            i.step_duration.record(elapsed, &attrs);
-            i.step_calls.add(1, &attrs);
+            metrics::step_ended(
+                &layer.instruments,
+                &Self::metric(site, name),
+                tenant.as_ref(),
+                elapsed,
+                label,
+                error_type,
+            );
         });
         crate::span_state::set_attributes(span, span_attrs);
     }
@@ -421,95 +173,6 @@ impl Drop for StepGuard {
         if self.start.is_some() {
             self.end(End::Dropped);
         }
-    }
-}
-
-/// The request model of an LLM call: a literal, or the value of an expression.
-#[derive(Debug, Clone)]
-pub struct ModelName {
-    value: StringValue,
-    /// `{operation} {model}`, when the site keeps it (see [`ModelNames`]).
-    span_name: Option<&'static str>,
-}
-
-impl ModelName {
-    /// A model named by a literal in the attribute.
-    pub fn literal(name: &'static str) -> Self {
-        Self {
-            value: StringValue::from(name),
-            span_name: None,
-        }
-    }
-
-    /// A model named by an expression, evaluated when the call starts.
-    pub fn of<M: AsRef<str> + ?Sized>(model: &M) -> Self {
-        Self {
-            value: StringValue::from(Arc::<str>::from(model.as_ref())),
-            span_name: None,
-        }
-    }
-
-    /// The model name.
-    pub fn as_str(&self) -> &str {
-        self.value.as_str()
-    }
-
-    /// `{operation} {model}`, the span name the conventions prescribe.
-    pub fn span_name(&self, site: &LlmSite) -> Cow<'static, str> {
-        match self.span_name {
-            Some(name) => Cow::Borrowed(name),
-            None => Cow::Owned(format!("{} {}", site.operation, self.as_str())),
-        }
-    }
-}
-
-/// How many models chosen at run time a site keeps, and how long each may be.
-const MAX_MODELS: usize = 8;
-const MAX_KEPT_MODEL_BYTES: usize = 128;
-
-/// The models an `#[llm_call]` site with `model = <expression>` has seen, each
-/// with its shared string and its span name, made once.
-///
-/// Without it every call copied the model into a new `Arc<str>` and formatted
-/// `{operation} {model}` into a new `String`, and both were freed on the batch
-/// processor's thread, a slow free with glibc (see `docs/performance.md`). The
-/// span name must be a `&'static str` for the SDK to borrow it, so a kept name
-/// is leaked: at most `MAX_MODELS` (8) names of at most `MAX_KEPT_MODEL_BYTES` (128 bytes)
-/// per site, never freed and never evicted (eviction would leak without bound).
-/// A site that sees more models, or longer ones, copies them per call as before.
-///
-/// The slots are filled once each and never change, so finding a kept model is
-/// a few atomic loads: no lock for calls from many threads to contend on.
-#[derive(Debug)]
-pub struct ModelNames([OnceLock<(StringValue, &'static str)>; MAX_MODELS]);
-
-impl ModelNames {
-    /// An empty list, for the site's `static`.
-    #[allow(clippy::declare_interior_mutable_const)] // each site's static gets its own copy
-    pub const NEW: ModelNames = ModelNames([const { OnceLock::new() }; MAX_MODELS]);
-
-    fn get(&self, operation: &str, model: &str) -> ModelName {
-        let kept = |(value, name): &(StringValue, &'static str)| ModelName {
-            value: value.clone(),
-            span_name: Some(*name),
-        };
-        for slot in &self.0 {
-            let entry = match slot.get() {
-                Some(entry) => entry,
-                None if model.len() > MAX_KEPT_MODEL_BYTES => break,
-                // A thread that fills this slot first, with this model or
-                // another, wins it; the others wait for it, then read it.
-                None => slot.get_or_init(|| {
-                    let name: &'static str =
-                        Box::leak(format!("{operation} {model}").into_boxed_str());
-                    (StringValue::from(Arc::<str>::from(model)), name)
-                }),
-            };
-            if entry.0.as_str() == model {
-                return kept(entry);
-            }
-        }
-        ModelName::of(model)
     }
 }
 
@@ -713,22 +376,29 @@ impl LlmGuard {
             // A wrapped call's tokens and cost are its inner call's: counted there.
             let finished = finish_llm_span(span, attrs, rollup, start);
             if finished.owns {
-                record_llm_metrics(
-                    layer,
-                    span,
-                    CallSite {
-                        site,
-                        provider,
-                        model,
-                        server: finished.server.as_ref(),
-                    },
-                    Timings {
-                        elapsed,
-                        first_chunk: finished.first_chunk,
-                    },
-                    error_type.clone(),
-                    &report,
+                let tenant = layer.tenant(span);
+                let call = metrics::Call {
+                    operation: site.operation,
+                    provider,
+                    model: &model.value,
+                    attributes: site.attributes,
+                    series: &site.metrics,
+                    server: finished.server.as_ref(),
+                };
+                let end = metrics::CallEnd {
+                    elapsed,
+                    first_chunk: finished.first_chunk,
+                    error_type: error_type.clone(),
+                    response_model: report.response_model.as_deref(),
+                    usage: report.usage,
                     cost,
+                };
+                metrics::call_ended(
+                    &layer.instruments,
+                    &layer.options,
+                    tenant.as_ref(),
+                    &call,
+                    end,
                 );
             }
         });
@@ -765,173 +435,6 @@ fn price(layer: &InstrumentsLayer, model: &ModelName, report: &ResponseReport) -
         Some(model.as_str()),
         &usage,
     )
-}
-
-/// What a model call's metric attributes are made from.
-struct CallMetric<'a> {
-    layer: &'a InstrumentsLayer,
-    site: &'static LlmSite,
-    provider: &'static str,
-    model: &'a ModelName,
-    tenant: Option<&'a StringValue>,
-    server: Option<&'a Server>,
-}
-
-impl CallMetric<'_> {
-    /// The attributes of the call's duration (and, with the token type, of its
-    /// token counts); time to first chunk uses them without the two known only
-    /// at the end.
-    fn attrs(
-        &self,
-        response_model: Option<&str>,
-        error_type: Option<Cow<'static, str>>,
-    ) -> Vec<KeyValue> {
-        let Self {
-            layer,
-            site,
-            provider,
-            model,
-            tenant,
-            server,
-        } = self;
-        let mut attrs: Vec<KeyValue> = Vec::with_capacity(10 + site.attributes.len());
-        attrs.push(static_kv(semconv::GEN_AI_OPERATION_NAME, site.operation));
-        attrs.push(static_kv(semconv::GEN_AI_PROVIDER_NAME, provider));
-        attrs.push(KeyValue::new(
-            semconv::GEN_AI_REQUEST_MODEL,
-            Value::String(model.value.clone()),
-        ));
-        if let Some(response_model) = response_model {
-            attrs.push(KeyValue::new(
-                semconv::GEN_AI_RESPONSE_MODEL,
-                response_model.to_owned(),
-            ));
-        }
-        if let Some(error_type) = error_type {
-            attrs.push(KeyValue::new(semconv::ERROR_TYPE, cow_value(error_type)));
-        }
-        if let Some(server) = server {
-            attrs.push(KeyValue::new(
-                semconv::SERVER_ADDRESS,
-                server.address.clone(),
-            ));
-            attrs.push(KeyValue::new(semconv::SERVER_PORT, server.port));
-        }
-        attrs.extend(site.attributes.iter().map(|(k, v)| static_kv(k, v)));
-        if layer.options.legacy_names {
-            attrs.push(static_kv(semconv::GEN_AI_SYSTEM, provider));
-        }
-        if let Some(tenant) = tenant {
-            attrs.push(KeyValue::new(crate::context::TENANT, (*tenant).clone()));
-        }
-        attrs
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-/// Which call a metric is for: its site, provider, model and server.
-struct CallSite<'a> {
-    site: &'static LlmSite,
-    provider: &'static str,
-    model: &'a ModelName,
-    server: Option<&'a Server>,
-}
-
-/// How long a call took, and when its first chunk came (a stream), in seconds.
-struct Timings {
-    elapsed: f64,
-    first_chunk: Option<f64>,
-}
-
-fn record_llm_metrics(
-    layer: &InstrumentsLayer,
-    span: &Span,
-    call: CallSite<'_>,
-    timings: Timings,
-    error_type: Option<Cow<'static, str>>,
-    report: &ResponseReport,
-    cost: Option<f64>,
-) {
-    let CallSite {
-        site,
-        provider,
-        model,
-        server,
-    } = call;
-    let Timings {
-        elapsed,
-        first_chunk,
-    } = timings;
-    let i = &layer.instruments;
-    let tenant = layer.tenant(span);
-    let metric = CallMetric {
-        layer,
-        site,
-        provider,
-        model,
-        tenant: tenant.as_ref(),
-        server,
-    };
-    if let Some(secs) = first_chunk {
-        // The duration's attributes, bar what is only known at the end
-        // (response model, error type): the two slice the same way.
-        i.time_to_first_chunk
-            .record(secs, &metric.attrs(None, None));
-    }
-    let response_model = report.response_model.as_deref();
-    let attrs = |error_type| metric.attrs(response_model, error_type);
-    if report.usage.is_some() && layer.options.prices.is_some() {
-        // Cost series carry only provider, model and tenant: few of each.
-        let mut cost_attrs = vec![
-            static_kv(semconv::GEN_AI_PROVIDER_NAME, provider),
-            KeyValue::new(
-                semconv::GEN_AI_REQUEST_MODEL,
-                Value::String(model.value.clone()),
-            ),
-        ];
-        if let Some(tenant) = &tenant {
-            cost_attrs.push(KeyValue::new(crate::context::TENANT, tenant.clone()));
-        }
-        match cost {
-            Some(cost) => i.llm_cost.add(cost, &cost_attrs),
-            None => i.llm_unpriced_calls.add(1, &cost_attrs),
-        }
-    }
-    // Token counts the provider did not report are left out, never guessed.
-    let usage = report.usage.unwrap_or_default();
-    if error_type.is_none() {
-        site.metrics.record_llm(
-            i,
-            &LlmKey {
-                model: model.as_str(),
-                response_model: report.response_model.as_deref(),
-                tenant: tenant.as_ref(),
-                server,
-            },
-            || attrs(None),
-            &LlmRecord {
-                duration: elapsed,
-                input_tokens: report.usage.and(usage.input_tokens),
-                output_tokens: report.usage.and(usage.output_tokens),
-            },
-        );
-        return;
-    }
-    let mut attrs = attrs(error_type);
-    i.llm_duration.record(elapsed, &attrs);
-    if report.usage.is_none() {
-        return;
-    }
-    for (kind, count) in [
-        ("input", usage.input_tokens),
-        ("output", usage.output_tokens),
-    ] {
-        if let Some(count) = count {
-            attrs.push(static_kv(semconv::GEN_AI_TOKEN_TYPE, kind));
-            i.token_usage.record(count, &attrs);
-            attrs.pop();
-        }
-    }
 }
 
 impl Drop for LlmGuard {

@@ -61,7 +61,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for InstrumentsLayer {
         if library {
             let mut call = LibraryCall::start(attrs);
             inference = call.is_inference();
-            call.count_in_flight(self);
+            crate::metrics::library_step_started(&self.instruments, &mut call);
             span.extensions_mut().insert(call);
         }
         if inference {
@@ -88,7 +88,7 @@ impl InstrumentsLayer {
             };
             let was = call.is_inference();
             call.update(values);
-            call.count_in_flight(self);
+            crate::metrics::library_step_started(&self.instruments, call);
             !was && call.is_inference()
         };
         // Said to be a model call only now (its operation recorded late).
@@ -112,15 +112,15 @@ impl InstrumentsLayer {
         let Some(call) = span.extensions_mut().remove::<LibraryCall>() else {
             return false;
         };
-        call.record_step(self);
+        crate::metrics::library_step_ended(&self.instruments, &call);
         if !call.is_inference() {
             return false;
         }
         if call.delegated {
             return true;
         }
-        let cost = call.cost(self);
-        call.record_metrics(self, cost);
+        let cost = call.cost(&self.options);
+        crate::metrics::library_call_ended(&self.instruments, &self.options, &call, cost);
         if let Some((input_tokens, output_tokens)) = call.tokens() {
             let add = Rollup {
                 input_tokens,

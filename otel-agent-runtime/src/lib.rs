@@ -68,17 +68,20 @@ pub mod metrics;
 pub mod mcp;
 #[cfg(feature = "async-openai")]
 pub mod openai;
+mod outcome;
 mod printable;
 mod probe;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 pub mod propagation;
+mod provider;
 mod recording;
 mod request;
 mod response;
 pub mod semconv;
 #[cfg(feature = "tokio")]
 mod signal;
+mod site;
 mod span_ext;
 mod span_queue;
 mod span_state;

@@ -10,38 +10,38 @@
 
 use std::time::Instant;
 
-use opentelemetry::{Key, KeyValue, Value};
+use opentelemetry::KeyValue;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::Metadata;
 
 use crate::attributes::TARGET;
 use crate::export_guard::is_inference_operation;
-use crate::layer::InstrumentsLayer;
+use crate::recording::RecordingOptions;
 use crate::response::bounded_tokens;
 use crate::semconv;
 
 /// On a library's GenAI span: what it said about its call so far.
 #[derive(Debug)]
 pub(crate) struct LibraryCall {
-    started: Instant,
-    operation: Option<String>,
-    provider: Option<String>,
-    request_model: Option<String>,
-    response_model: Option<String>,
-    error_type: Option<String>,
+    pub(crate) started: Instant,
+    pub(crate) operation: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) request_model: Option<String>,
+    pub(crate) response_model: Option<String>,
+    pub(crate) error_type: Option<String>,
     /// `otel.status_code = "error"`: failed, whether or not it says how.
-    failed: bool,
-    input_tokens: Option<u64>,
-    output_tokens: Option<u64>,
-    cache_read_tokens: Option<u64>,
-    time_to_first_chunk: Option<f64>,
-    server_address: Option<String>,
-    server_port: Option<i64>,
+    pub(crate) failed: bool,
+    pub(crate) input_tokens: Option<u64>,
+    pub(crate) output_tokens: Option<u64>,
+    pub(crate) cache_read_tokens: Option<u64>,
+    pub(crate) time_to_first_chunk: Option<f64>,
+    pub(crate) server_address: Option<String>,
+    pub(crate) server_port: Option<i64>,
     /// The agent's, tool's or workflow's name, on a step span.
-    step_name: Option<String>,
+    pub(crate) step_name: Option<String>,
     /// The series the step was counted in flight in, once its name was known.
-    in_flight: Option<Vec<KeyValue>>,
+    pub(crate) in_flight: Option<Vec<KeyValue>>,
     /// An inference span nested in this one talks to the provider and counts
     /// the call instead.
     pub(crate) delegated: bool,
@@ -106,62 +106,6 @@ impl LibraryCall {
         )
     }
 
-    /// The step metrics' attributes, as the attributes' own steps have them.
-    fn step_attrs(&self) -> Vec<KeyValue> {
-        vec![
-            KeyValue::new(
-                semconv::GEN_AI_OPERATION_NAME,
-                self.operation.clone().unwrap_or_default(),
-            ),
-            KeyValue::new(
-                crate::attributes::STEP_NAME,
-                self.step_name.clone().unwrap_or_default(),
-            ),
-        ]
-    }
-
-    /// Counts a step in flight once it says what it is: a library may name
-    /// its tool after the span started (rig does), and the count must come
-    /// down in the series it went up in.
-    pub(crate) fn count_in_flight(&mut self, layer: &InstrumentsLayer) {
-        if self.in_flight.is_none() && self.is_step() && self.step_name.is_some() {
-            let attrs = self.step_attrs();
-            layer.instruments.step_active.add(1, &attrs);
-            self.in_flight = Some(attrs);
-        }
-    }
-
-    /// Records a finished step's duration and outcome, as the attributes
-    /// record their own: a framework's tool needs no `#[agent_step]` for the
-    /// step dashboards.
-    pub(crate) fn record_step(&self, layer: &InstrumentsLayer) {
-        let i = &layer.instruments;
-        // Down in the series it went up in, whatever the span said since.
-        if let Some(attrs) = &self.in_flight {
-            i.step_active.add(-1, attrs);
-        }
-        if !self.is_step() {
-            return;
-        }
-        let mut attrs = self.step_attrs();
-        let failed = self.failed || self.error_type.is_some();
-        attrs.push(KeyValue::new(
-            crate::attributes::STEP_OUTCOME,
-            if failed { "failure" } else { "success" },
-        ));
-        if failed {
-            attrs.push(KeyValue::new(
-                semconv::ERROR_TYPE,
-                self.error_type
-                    .clone()
-                    .unwrap_or_else(|| crate::error_type::ERROR_TYPE_OTHER.to_owned()),
-            ));
-        }
-        i.step_duration
-            .record(self.started.elapsed().as_secs_f64(), &attrs);
-        i.step_calls.add(1, &attrs);
-    }
-
     /// The usage the span reported, for the steps' roll-ups.
     pub(crate) fn tokens(&self) -> Option<(u64, u64)> {
         if self.input_tokens.is_none() && self.output_tokens.is_none() {
@@ -174,8 +118,8 @@ impl LibraryCall {
     }
 
     /// The call's cost from the pipeline's price table, when it has one.
-    pub(crate) fn cost(&self, layer: &InstrumentsLayer) -> Option<f64> {
-        let prices = layer.options.prices.as_ref()?;
+    pub(crate) fn cost(&self, options: &RecordingOptions) -> Option<f64> {
+        let prices = options.prices.as_ref()?;
         let (input, output) = self.tokens()?;
         let mut usage = crate::Usage::new(input, output);
         usage.cache_read_input_tokens = self.cache_read_tokens;
@@ -184,72 +128,6 @@ impl LibraryCall {
             self.request_model.as_deref(),
             &usage,
         )
-    }
-
-    /// Records the conventions' metrics for a finished call, as the
-    /// attributes record them for their own: the same instruments, buckets
-    /// and attribute names.
-    pub(crate) fn record_metrics(&self, layer: &InstrumentsLayer, cost: Option<f64>) {
-        let i = &layer.instruments;
-        let operation = self.operation.clone().unwrap_or_default();
-        let model = self.request_model.clone().unwrap_or_default();
-        let provider = self
-            .provider
-            .clone()
-            .unwrap_or_else(|| crate::guard::infer_provider(&model).to_owned());
-        let mut attrs = vec![
-            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, operation),
-            KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider.clone()),
-            KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model.clone()),
-        ];
-        if let Some(address) = &self.server_address {
-            attrs.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
-        }
-        if let Some(port) = self.server_port {
-            attrs.push(KeyValue::new(semconv::SERVER_PORT, port));
-        }
-        if let Some(ttfc) = self.time_to_first_chunk {
-            i.time_to_first_chunk.record(ttfc, &attrs);
-        }
-        if let Some(response_model) = &self.response_model {
-            attrs.push(KeyValue::new(
-                semconv::GEN_AI_RESPONSE_MODEL,
-                response_model.clone(),
-            ));
-        }
-        match &self.error_type {
-            Some(error_type) => attrs.push(KeyValue::new(semconv::ERROR_TYPE, error_type.clone())),
-            None if self.failed => attrs.push(KeyValue::new(
-                semconv::ERROR_TYPE,
-                crate::error_type::ERROR_TYPE_OTHER,
-            )),
-            None => {}
-        }
-        if layer.options.legacy_names {
-            attrs.push(KeyValue::new(semconv::GEN_AI_SYSTEM, provider.clone()));
-        }
-        i.llm_duration
-            .record(self.started.elapsed().as_secs_f64(), &attrs);
-        for (kind, count) in [("input", self.input_tokens), ("output", self.output_tokens)] {
-            if let Some(count) = count {
-                attrs.push(KeyValue::new(
-                    Key::from_static_str(semconv::GEN_AI_TOKEN_TYPE),
-                    Value::from(kind),
-                ));
-                i.token_usage.record(count, &attrs);
-                attrs.pop();
-            }
-        }
-        if self.tokens().is_some() && layer.options.prices.is_some() {
-            let cost_attrs = [
-                KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, provider),
-                KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model),
-            ];
-            match cost {
-                Some(cost) => i.llm_cost.add(cost, &cost_attrs),
-                None => i.llm_unpriced_calls.add(1, &cost_attrs),
-            }
-        }
     }
 
     fn set_str(&mut self, field: &Field, value: &str) {

@@ -8,11 +8,18 @@
 
 mod bound;
 mod instruments;
+mod record;
 
 #[doc(hidden)]
 pub use bound::SiteMetrics;
 pub(crate) use bound::{LlmKey, LlmRecord, StepRecord};
-pub(crate) use instruments::{Bounded, Instruments};
+#[cfg(feature = "rmcp")]
+pub(crate) use instruments::Bounded;
+pub(crate) use instruments::Instruments;
+pub(crate) use record::{
+    call_ended, library_call_ended, library_step_ended, library_step_started, step_ended,
+    step_started, Call, CallEnd, Step,
+};
 
 /// Our own step metrics. The names live under `otel_agent.` because the GenAI
 /// conventions define client metrics only; `docs` and `deploy/` use exactly these.

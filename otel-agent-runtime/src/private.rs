@@ -1,12 +1,11 @@
-pub use crate::guard::{
-    LlmGuard, LlmSite, ModelName, ModelNames, StepGuard, StepSite, ToolName, TOOL_TYPE,
-};
+pub use crate::guard::{LlmGuard, StepGuard};
 pub use crate::metrics::SiteMetrics;
 pub use crate::probe::{
     OutcomeAlwaysOk, OutcomeClassified, OutcomeClassifiedSilent, OutcomeDisplay, OutcomeOpaque,
     Probe, ReadNoResponse, ReadResponse,
 };
 pub use crate::semconv;
+pub use crate::site::{LlmSite, ModelName, ModelNames, StepSite, ToolName, TOOL_TYPE};
 pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
 pub use crate::task::{in_call, CallGuard, Gated};
 pub use crate::tool_content::{

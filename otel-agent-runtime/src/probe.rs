@@ -5,27 +5,13 @@
 //! specific impl that applies to the concrete return type at the call site. A type
 //! that implements nothing here still compiles; it simply reports less.
 
-use std::borrow::Cow;
 use std::fmt::Display;
 
+pub use crate::outcome::Outcome;
 use crate::response::{ErrorType, LlmResponse};
 
 /// Borrowed return value of an annotated function.
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
-
-/// How an annotated call ended, as far as its return value says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Any value that is not an `Err`.
-    Success,
-    /// An `Err`: its low-cardinality class and, when printable, its message.
-    Failure {
-        /// The `error.type` value.
-        error_type: Cow<'static, str>,
-        /// The error's `Display` text, used as the span status description.
-        message: Option<String>,
-    },
-}
 
 /// `Err(E)` where `E` classifies itself and prints.
 pub trait OutcomeClassified {
@@ -164,6 +150,7 @@ mod tests {
     #![allow(clippy::needless_borrow)]
     use super::*;
     use crate::Usage;
+    use std::borrow::Cow;
 
     #[derive(Debug)]
     struct Classified;
