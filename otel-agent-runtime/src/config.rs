@@ -888,13 +888,6 @@ impl Settings {
                 .unwrap_or(crate::cardinality::DEFAULT_CARDINALITY_LIMIT),
         })
     }
-
-    /// Reads the process environment, refusing any `OTEL_*` variable whose
-    /// value is not UTF-8 (which `std::env::var` would report as unset).
-    pub(crate) fn from_process_env() -> Result<Self, InitError> {
-        check_unicode(std::env::vars_os())?;
-        Self::from_env(&|k| std::env::var(k).ok())
-    }
 }
 
 /// The metric export interval: 1 ms to [`MAX_INTERVAL`].

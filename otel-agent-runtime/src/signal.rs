@@ -8,7 +8,7 @@
 //! [`shutdown_signal`] lets a program that shuts down gracefully end its main
 //! work first and drop the guard itself.
 
-use crate::telemetry::Closer;
+use crate::error::ShutdownError;
 
 /// Resolves on the first SIGTERM or SIGINT (Ctrl-C; only Ctrl-C outside Unix).
 /// From then on the signals no longer end the process by themselves.
@@ -69,7 +69,9 @@ async fn received() -> Option<i32> {
 
 /// Starts the thread that waits for a signal, shuts the telemetry down and
 /// ends the process with status 128 + the signal's number.
-pub(crate) fn exit_after_flush(closer: Closer) -> std::io::Result<()> {
+pub(crate) fn exit_after_flush(
+    close: impl FnOnce() -> Result<(), ShutdownError> + Send + 'static,
+) -> std::io::Result<()> {
     // The handlers are installed before this returns, so a signal that comes
     // right after `flush_on_signal()` is already ours.
     let (ready, installed) = std::sync::mpsc::channel();
@@ -98,7 +100,7 @@ pub(crate) fn exit_after_flush(closer: Closer) -> std::io::Result<()> {
                 }
             });
             let Some(number) = signal else { return };
-            if let Err(e) = closer.close() {
+            if let Err(e) = close() {
                 eprintln!("otel-agent: {e}");
             }
             std::process::exit(128 + number);
