@@ -360,7 +360,7 @@ fn async_body(
 }
 
 /// The statements of an annotated future whose body is `future`: without a
-/// stream, body and guard awaited as one `Gated`; with a stream the disabled
+/// stream, body and guard awaited as one `InstrumentedCall`; with a stream the disabled
 /// path may return as it is (`output` names the type both convert to), the
 /// body awaited plain, or instrumented in a box of its own; with any other
 /// stream, always instrumented.
@@ -395,7 +395,7 @@ fn future_statements(
 
 /// The statements of an annotated future that returns what its body returns:
 /// the guard (boxed) when something listens, then the body, then both awaited
-/// as one [`Gated`](otel_agent_runtime::__private::Gated) future, whose poll,
+/// as one [`InstrumentedCall`](otel_agent_runtime::__private::InstrumentedCall) future, whose poll,
 /// with no guard, is the body's.
 fn gated_future(
     instrumentation: &Instrumentation,
@@ -412,7 +412,7 @@ fn gated_future(
     quote! {
         #site
         #made
-        ::otel_agent_runtime::__private::Gated::new(#future, #guard, |#guard, #result| {
+        ::otel_agent_runtime::__private::InstrumentedCall::new(#future, #guard, |#guard, #result| {
             #finish
             #result
         })
@@ -656,7 +656,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
         },
     };
     let prologue = quote! {
-        __OTEL_AGENT_SITE.hand_off();
+        __OTEL_AGENT_SITE.share_strings();
         #start
         #arguments
     };
@@ -786,7 +786,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
         let #model = #model_init;
         let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);
         #name_init
-        __OTEL_AGENT_SITE.hand_off(#provider_var, &#model);
+        __OTEL_AGENT_SITE.share_strings(#provider_var, &#model);
         let #guard = ::otel_agent_runtime::__private::LlmGuard::start(
             &__OTEL_AGENT_SITE,
             ::core::clone::Clone::clone(&#model),

@@ -93,7 +93,7 @@ use proc_macro::TokenStream;
 ///     // filters let it through): the fields are evaluated here, before the
 ///     // body can move what they read.
 ///     let guard = if __enabled!() {
-///         SITE.hand_off(); // the site's strings, for the span to store uncopied
+///         SITE.share_strings(); // the site's strings, for the span to store uncopied
 ///         Some(Box::new(StepGuard::start(&SITE, __agent_step_span!(
 ///             agent, "invoke_agent researcher", SITE; "topic" = display(&(topic))
 ///         ))))
@@ -102,7 +102,7 @@ use proc_macro::TokenStream;
 ///     };
 ///     // Polled as the body alone when there is no guard; with one, each poll
 ///     // runs in the span, and the closure records the outcome at the end.
-///     Gated::new(
+///     InstrumentedCall::new(
 ///         async move {
 ///             // (a line that tells type inference the block returns `Result<Notes, Error>`)
 ///             let hits = search(topic).await?;

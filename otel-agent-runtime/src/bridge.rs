@@ -46,18 +46,18 @@ thread_local! {
     static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
 
     /// What the next attribute span's string fields may take from its call
-    /// site instead of copying: see [`hand_off`].
-    static HANDED: Cell<Option<Handed>> = const { Cell::new(None) };
+    /// site instead of copying: see [`share_strings`].
+    static SHARED_STRINGS: Cell<Option<SharedStrings>> = const { Cell::new(None) };
 }
 
 /// String values a call site holds already, static or shared, that its span's
 /// fields are about to pass as `&str`.
-struct Handed {
+struct SharedStrings {
     statics: [&'static str; 4],
     shared: Option<StringValue>,
 }
 
-impl Handed {
+impl SharedStrings {
     /// The value `value` is, when it is one of these strings itself (the same
     /// bytes at the same address, not an equal copy).
     fn find(&self, value: &str) -> Option<Value> {
@@ -88,13 +88,13 @@ impl Handed {
 /// `&str` is one of these strings itself, so a value handed off and never used
 /// (nobody listens, or another subscriber) changes nothing; the next hand-off
 /// replaces it.
-pub(crate) fn hand_off(statics: [&'static str; 4], shared: Option<&StringValue>) {
-    let handed = Handed {
+pub(crate) fn share_strings(statics: [&'static str; 4], shared: Option<&StringValue>) {
+    let handed = SharedStrings {
         statics,
         shared: shared.cloned(),
     };
     // Gone only while the thread exits; the fields are then copied.
-    let _ = HANDED.try_with(|h| h.set(Some(handed)));
+    let _ = SHARED_STRINGS.try_with(|h| h.set(Some(handed)));
 }
 
 /// Builds the attributes' spans; forwards every other span to `inner`
@@ -186,7 +186,7 @@ struct Fields {
     status_description: Option<String>,
     attributes: Vec<KeyValue>,
     /// For an attribute's span: the strings its call site handed off.
-    handed: Option<Handed>,
+    handed: Option<SharedStrings>,
 }
 
 impl Fields {
@@ -353,7 +353,7 @@ where
         let meta = attrs.metadata();
         let mut fields = Fields::of_span(attrs.fields().len() + 3);
         if ours {
-            fields.handed = HANDED.try_with(Cell::take).ok().flatten();
+            fields.handed = SHARED_STRINGS.try_with(Cell::take).ok().flatten();
         }
         // Where the annotated function is, as tracing-opentelemetry says it for
         // every span (thread and busy/idle attributes are left out: they cost an

@@ -34,6 +34,7 @@ use tracing::Span;
 use crate::layer::with_layer;
 use crate::message::arguments_json;
 pub use crate::message::{default_redactor, Message, Part, Redactor};
+pub use crate::recording::DEFAULT_MAX_CONTENT_BYTES;
 use crate::semconv;
 use crate::span_state::{capture_requested, is_llm_span, is_ours};
 

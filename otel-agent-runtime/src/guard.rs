@@ -21,7 +21,7 @@ use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
 use crate::site::{LlmSite, ModelName, StepSite, ToolName};
 use crate::span_state::{
-    finish_llm_span, note_first_chunk, request_capture, rollup_of, take_details, Rollup,
+    finish_llm_span, note_first_chunk, request_capture, take_details, usage_totals_of, UsageTotals,
 };
 
 /// Drives one `#[agent_step]` call.
@@ -129,8 +129,8 @@ impl StepGuard {
         let site = self.site;
         let span = &self.span;
         let mut span_attrs = Vec::new();
-        if let Some(rollup) = rollup_of(span) {
-            rollup_attrs(rollup, &mut span_attrs);
+        if let Some(rollup) = usage_totals_of(span) {
+            usage_totals_attrs(rollup, &mut span_attrs);
         }
         if let Some(error_type) = &error_type {
             mark_error(span, error_type, message.as_deref());
@@ -154,7 +154,7 @@ impl StepGuard {
 /// A step's roll-up of the calls under it, under keys of our own: the calls'
 /// spans carry `gen_ai.usage.*` and the cost, and a backend summing those over
 /// a trace must count each call once.
-fn rollup_attrs(rollup: Rollup, attrs: &mut Vec<KeyValue>) {
+fn usage_totals_attrs(rollup: UsageTotals, attrs: &mut Vec<KeyValue>) {
     attrs.push(KeyValue::new(
         ROLLUP_INPUT_TOKENS,
         i64::try_from(rollup.input_tokens).unwrap_or(i64::MAX),
@@ -367,7 +367,7 @@ impl LlmGuard {
                     span.add_otel_event(crate::attributes::DETAILS_EVENT, details);
                 }
             }
-            let rollup = report.usage.map(|usage| Rollup {
+            let rollup = report.usage.map(|usage| UsageTotals {
                 input_tokens: usage.input_tokens.unwrap_or(0),
                 output_tokens: usage.output_tokens.unwrap_or(0),
                 cost_usd: cost.unwrap_or(0.0),

@@ -20,7 +20,7 @@ use crate::attributes::TARGET;
 use crate::library_spans::{declares_operation, LibraryCall};
 use crate::metrics::Instruments;
 use crate::recording::RecordingOptions;
-use crate::span_state::{ancestors, is_llm_call, mark_delegated, roll_up, Rollup};
+use crate::span_state::{ancestors, is_llm_call, mark_delegated, roll_up, UsageTotals};
 
 #[derive(Debug, Clone)]
 pub(crate) struct InstrumentsLayer {
@@ -122,7 +122,7 @@ impl InstrumentsLayer {
         let cost = call.cost(&self.options);
         crate::metrics::library_call_ended(&self.instruments, &self.options, &call, cost);
         if let Some((input_tokens, output_tokens)) = call.tokens() {
-            let add = Rollup {
+            let add = UsageTotals {
                 input_tokens,
                 output_tokens,
                 cost_usd: cost.unwrap_or(0.0),

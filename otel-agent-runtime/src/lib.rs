@@ -93,9 +93,8 @@ mod tool_content;
 
 pub use config::{ExporterKind, Protocol, SamplerKind};
 pub use error::{InitError, ShutdownError};
-pub use error_type::ERROR_TYPE_OTHER;
 pub use otel_agent_macros::{agent_step, llm_call};
-pub use recording::{CaptureMode, DEFAULT_MAX_CONTENT_BYTES, GEN_AI_DUP};
+pub use recording::CaptureMode;
 pub use request::{LlmClient, LlmRequest, RequestParams};
 pub use response::{ErrorType, LlmResponse, Usage};
 #[cfg(feature = "tokio")]

@@ -7,7 +7,7 @@ pub use crate::probe::{
 pub use crate::semconv;
 pub use crate::site::{LlmSite, ModelName, ModelNames, StepSite, ToolName, TOOL_TYPE};
 pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
-pub use crate::task::{in_call, CallGuard, Gated};
+pub use crate::task::{in_call, CallGuard, InstrumentedCall};
 pub use crate::tool_content::{
     object as tool_arguments_object, text as tool_text, ToolOutput, ToolOutputDebug,
     ToolOutputJson, ToolOutputNone, ToolOutputOkDebug, ToolOutputOkJson, ToolValue, ToolValueDebug,

@@ -44,7 +44,7 @@ pub(crate) const MAX_CONTENT_VAR: &str = "OTEL_AGENT_MAX_CONTENT_BYTES";
 pub(crate) const PRICES_VAR: &str = "OTEL_AGENT_PRICES_FILE";
 pub(crate) const STABILITY_VAR: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
 /// The `OTEL_SEMCONV_STABILITY_OPT_IN` value that adds the deprecated GenAI names.
-pub const GEN_AI_DUP: &str = "gen_ai/dup";
+pub const LEGACY_GENAI_NAMES_OPT_IN: &str = "gen_ai/dup";
 
 pub(crate) fn parse_capture(value: &str) -> Result<CaptureMode, InitError> {
     Ok(match value.to_ascii_uppercase().as_str() {
@@ -162,7 +162,9 @@ impl RecordingOptions {
                     })?;
         }
         if let Some(v) = get(STABILITY_VAR) {
-            options.legacy_names = v.split(',').any(|item| item.trim() == GEN_AI_DUP);
+            options.legacy_names = v
+                .split(',')
+                .any(|item| item.trim() == LEGACY_GENAI_NAMES_OPT_IN);
         }
         if let Some(v) = get(SPAN_EVENTS_VAR) {
             options.span_events =

@@ -6,6 +6,9 @@
 //! deprecation warning out of every crate our macros expand into.
 #![allow(deprecated)]
 
+pub use crate::error_type::ERROR_TYPE_OTHER;
+pub use crate::recording::LEGACY_GENAI_NAMES_OPT_IN;
+
 macro_rules! names {
     ($module:ident: $($name:ident),* $(,)?) => {
         $(

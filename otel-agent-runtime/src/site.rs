@@ -35,8 +35,8 @@ impl StepSite {
     /// Tells the bridge which strings the span about to be created carries
     /// (this site's operation, name, description and tool type), so that it
     /// stores them without a copy each.
-    pub fn hand_off(&self) {
-        crate::bridge::hand_off(
+    pub fn share_strings(&self) {
+        crate::bridge::share_strings(
             [
                 self.operation,
                 self.name,
@@ -67,8 +67,8 @@ impl LlmSite {
     /// Tells the bridge which strings the span about to be created carries
     /// (this site's operation, `provider` and `model`), so that it stores them
     /// without a copy each.
-    pub fn hand_off(&self, provider: &'static str, model: &ModelName) {
-        crate::bridge::hand_off(
+    pub fn share_strings(&self, provider: &'static str, model: &ModelName) {
+        crate::bridge::share_strings(
             [self.operation, provider, model.span_name.unwrap_or(""), ""],
             Some(&model.value),
         );

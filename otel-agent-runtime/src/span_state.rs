@@ -16,7 +16,7 @@ use crate::semconv;
 
 /// On a step span: tokens and cost of the model calls made under it.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub(crate) struct Rollup {
+pub(crate) struct UsageTotals {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub cost_usd: f64,
@@ -183,7 +183,7 @@ pub(crate) fn ancestors<'a, R: LookupSpan<'a>>(
 pub(crate) fn finish_llm_span(
     span: &Span,
     attrs: Vec<KeyValue>,
-    rollup: Option<Rollup>,
+    rollup: Option<UsageTotals>,
     start: Instant,
 ) -> Finished {
     let mut attrs = Some(attrs);
@@ -245,14 +245,14 @@ pub(crate) fn note_first_chunk(span: &Span, at: Instant) -> bool {
 }
 
 /// Adds a model call's tokens and cost to every step span enclosing `span`.
-pub(crate) fn roll_up<R: for<'a> LookupSpan<'a>>(s: &SpanRef<'_, R>, add: Rollup) {
+pub(crate) fn roll_up<R: for<'a> LookupSpan<'a>>(s: &SpanRef<'_, R>, add: UsageTotals) {
     for step in ancestors(s).filter(|s| is_step(s.metadata())) {
         add_to(&mut step.extensions_mut(), add);
     }
 }
 
-fn add_to(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, add: Rollup) {
-    match ext.get_mut::<Rollup>() {
+fn add_to(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, add: UsageTotals) {
+    match ext.get_mut::<UsageTotals>() {
         Some(r) => {
             r.input_tokens = r.input_tokens.saturating_add(add.input_tokens);
             r.output_tokens = r.output_tokens.saturating_add(add.output_tokens);
@@ -264,8 +264,8 @@ fn add_to(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, add: Rollup
 }
 
 /// The tokens and cost rolled up onto a step span so far.
-pub(crate) fn rollup_of(span: &Span) -> Option<Rollup> {
-    with_registry_span(span, |s| s.extensions().get::<Rollup>().copied()).flatten()
+pub(crate) fn usage_totals_of(span: &Span) -> Option<UsageTotals> {
+    with_registry_span(span, |s| s.extensions().get::<UsageTotals>().copied()).flatten()
 }
 
 /// Marks an `#[llm_call]` span as asking for its content to be captured.

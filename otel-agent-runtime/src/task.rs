@@ -40,7 +40,7 @@ impl<F: Future> Future for InCall<F> {
     }
 }
 
-/// What an annotated call's guard shows of itself to [`Gated`].
+/// What an annotated call's guard shows of itself to [`InstrumentedCall`].
 pub trait CallGuard {
     /// The call's span, entered around each poll of the body.
     fn span(&self) -> &Span;
@@ -68,7 +68,7 @@ pin_project_lite::pin_project! {
     ///
     /// The guard is on the heap so the future the caller holds grows by one
     /// pointer, whatever the guard's size.
-    pub struct Gated<F, G, C>
+    pub struct InstrumentedCall<F, G, C>
     where
         G: CallGuard,
     {
@@ -81,7 +81,7 @@ pin_project_lite::pin_project! {
         finish: C,
     }
 
-    impl<F, G, C> PinnedDrop for Gated<F, G, C>
+    impl<F, G, C> PinnedDrop for InstrumentedCall<F, G, C>
     where
         G: CallGuard,
     {
@@ -103,18 +103,18 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// Drops a [`Gated`] body where it lies when it goes out of scope.
+/// Drops a [`InstrumentedCall`] body where it lies when it goes out of scope.
 struct DropsBody<'a, F>(Pin<&'a mut ManuallyDrop<F>>);
 
 impl<F> Drop for DropsBody<'_, F> {
     fn drop(&mut self) {
-        // SAFETY: only `Gated`'s drop makes this, once, and the body is not
+        // SAFETY: only `InstrumentedCall`'s drop makes this, once, and the body is not
         // touched after it: pinned data may be dropped where it lies.
         unsafe { ManuallyDrop::drop(self.0.as_mut().get_unchecked_mut()) }
     }
 }
 
-impl<F, G, C> Gated<F, G, C>
+impl<F, G, C> InstrumentedCall<F, G, C>
 where
     F: Future,
     G: CallGuard,
@@ -130,7 +130,7 @@ where
     }
 }
 
-impl<F, G, C> Future for Gated<F, G, C>
+impl<F, G, C> Future for InstrumentedCall<F, G, C>
 where
     F: Future,
     G: CallGuard,

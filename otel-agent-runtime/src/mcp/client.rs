@@ -467,7 +467,7 @@ fn outcome_of(error: &ServiceError) -> Outcome {
         ServiceError::Cancelled { .. } => "cancelled",
         ServiceError::Timeout { .. } => "timeout",
         ServiceError::InputRequiredRoundsExceeded { .. } => "input_required_rounds_exceeded",
-        _ => crate::ERROR_TYPE_OTHER,
+        _ => crate::error_type::ERROR_TYPE_OTHER,
     };
     Outcome::failed(error_type, error.to_string())
 }
