@@ -414,7 +414,11 @@ impl TelemetryBuilder {
             readers: self.readers,
             own_spans: !self.spans_through_tracing_opentelemetry,
         };
-        let pipelines = Pipelines::start(resolved, in_code, spans_ended.clone())?;
+        let Resolved {
+            settings,
+            recording,
+        } = resolved;
+        let pipelines = Pipelines::start(settings, recording, in_code, spans_ended.clone())?;
         Ok(Telemetry::running(
             pipelines,
             spans_ended,
@@ -473,7 +477,7 @@ impl TelemetryBuilder {
 
 /// The configuration the pipelines are built from: environment and builder,
 /// resolved.
-pub(super) struct Resolved {
+struct Resolved {
     pub settings: Settings,
     pub recording: RecordingOptions,
 }

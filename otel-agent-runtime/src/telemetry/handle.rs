@@ -179,7 +179,7 @@ impl Telemetry {
     }
 
     /// The addresses `/metrics` is served on, when the metrics exporter is
-    /// [`ExporterKind::Prometheus`]; empty otherwise.
+    /// [`ExporterKind::Prometheus`](crate::ExporterKind::Prometheus); empty otherwise.
     pub fn prometheus_addrs(&self) -> &[SocketAddr] {
         self.pipelines
             .as_ref()

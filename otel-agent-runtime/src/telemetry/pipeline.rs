@@ -15,7 +15,6 @@ use opentelemetry_sdk::resource::{ResourceDetector, TelemetryResourceDetector};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, ShouldSample, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 
-use super::builder::Resolved;
 use super::exporters::{metric_exporter, shown_endpoint, span_exporter, ExportRuntime};
 use super::SCOPE;
 use crate::cardinality::OverflowWatch;
@@ -73,17 +72,14 @@ pub(super) struct Pipelines {
 }
 
 impl Pipelines {
-    /// Starts the pipelines `resolved` describes; `spans_ended` counts the
+    /// Starts the pipelines `settings` and `recording` describe; `spans_ended` counts the
     /// spans that end.
     pub(super) fn start(
-        resolved: Resolved,
+        settings: Settings,
+        recording: RecordingOptions,
         in_code: InCode,
         spans_ended: Arc<AtomicU64>,
     ) -> Result<Self, InitError> {
-        let Resolved {
-            settings,
-            recording,
-        } = resolved;
         let recording = Arc::new(recording);
         let resource = resource(&settings, &in_code);
         // Bound before anything starts, so that a taken port fails `init()` cleanly.
