@@ -88,8 +88,15 @@ struct Instrumentation {
     /// The `static` call site. Items come first in the generated block, before
     /// any statement (`clippy::items_after_statements`).
     site: TokenStream,
-    prologue: TokenStream,
-    finish: TokenStream,
+    /// The runtime macro that starts the call's work (`__agent_step_start`
+    /// or `__llm_call_start`), and its arguments after the mode.
+    start: (TokenStream, TokenStream),
+    /// Statements run with the guard (`#guard`) before the body: the tool's
+    /// arguments, the client's server, the request.
+    after: TokenStream,
+    /// The runtime macro that ends the call with its result, and what its
+    /// arguments start with (`tool` for a tool step).
+    finish: (TokenStream, TokenStream),
     /// For an `#[llm_call]` returning a stream: how. The call lasts until the
     /// stream ends.
     stream: Option<StreamShape>,
@@ -169,6 +176,46 @@ fn wrap(function: Function, instrumentation: &Instrumentation) -> TokenStream {
 }
 
 impl Instrumentation {
+    /// Ends the call `guard` with `result` (an expression: the result, or
+    /// `*r` for a reference to it).
+    fn finish(&self, guard: &Ident, result: &TokenStream) -> TokenStream {
+        let (finish, prefix) = &self.finish;
+        quote!(#finish!(#prefix #guard, #result))
+    }
+
+    /// `let guard = ...;` and what runs with it: the guard itself when
+    /// `always`, else `Some(guard)` when something listens to the attributes'
+    /// spans and `None` when nothing does; `boxed`, that guard on the heap, so
+    /// that an `async fn`'s state grows by one pointer, not by the guard.
+    fn start(&self, always: bool, boxed: bool, guard: &Ident) -> TokenStream {
+        let (start, args) = &self.start;
+        let after = &self.after;
+        if always {
+            return quote!(let #guard = #start!(always, #args); #after);
+        }
+        let start = quote!(#start!(if_enabled, #args));
+        if after.is_empty() {
+            let boxed = boxed.then(|| quote!(.map(::std::boxed::Box::new)));
+            return quote!(let #guard = #start #boxed;);
+        }
+        // Matched by value: a borrow of the `Option` would keep it in an
+        // `async fn`'s state across every `.await`.
+        let held = if boxed {
+            quote!(::std::boxed::Box::new(#guard))
+        } else {
+            quote!(#guard)
+        };
+        quote! {
+            let #guard = match #start {
+                ::core::option::Option::Some(#guard) => {
+                    #after
+                    ::core::option::Option::Some(#held)
+                }
+                ::core::option::Option::None => ::core::option::Option::None,
+            };
+        }
+    }
+
     /// Whether the disabled path may return the body's value as it is: always,
     /// except for a stream the guard must wrap, unless the stream is boxed into a
     /// return type written out, which both values convert to.
@@ -197,7 +244,7 @@ fn gated(
 ) -> TokenStream {
     let site = &instrumentation.site;
     let guard = &locals.guard;
-    let made = guard_if_listened(instrumentation, locals, &quote!(#guard));
+    let made = instrumentation.start(false, false, guard);
     quote! {
         #site
         #items
@@ -207,25 +254,6 @@ fn gated(
             return #plain;
         };
         #rest
-    }
-}
-
-/// `let guard = ...;`: `Some(held)` (`held` holds the guard the prologue
-/// makes) when something listens to the attributes' spans, else `None`.
-fn guard_if_listened(
-    instrumentation: &Instrumentation,
-    locals: &Locals,
-    held: &TokenStream,
-) -> TokenStream {
-    let prologue = &instrumentation.prologue;
-    let guard = &locals.guard;
-    quote! {
-        let #guard = if ::otel_agent_runtime::__enabled!() {
-            #prologue
-            ::core::option::Option::Some(#held)
-        } else {
-            ::core::option::Option::None
-        };
     }
 }
 
@@ -298,7 +326,7 @@ fn tail(
         // `Ok(stream)`: the call goes on with the stream. `Err(e)`: it failed
         // before the first chunk, read like any call's error (as a
         // `Result<Infallible, E>`, so no response is looked for).
-        let finish = &instrumentation.finish;
+        let finish = instrumentation.finish(guard, &quote!(#result));
         let error = format_ident!("__otel_agent_error", span = Span::mixed_site());
         return quote! {
             let #result #annotation = #call;
@@ -306,7 +334,7 @@ fn tail(
                 ::core::result::Result::Ok(#stream) => ::core::result::Result::Ok(#wrapped),
                 ::core::result::Result::Err(#error) => {
                     let #result = ::core::result::Result::<::core::convert::Infallible, _>::Err(#error);
-                    #finish
+                    #finish;
                     match #result {
                         ::core::result::Result::Err(#error) => ::core::result::Result::Err(#error),
                         ::core::result::Result::Ok(#never) => match #never {},
@@ -315,10 +343,10 @@ fn tail(
             }
         };
     }
-    let finish = &instrumentation.finish;
+    let finish = instrumentation.finish(guard, &quote!(#result));
     quote! {
         let #result #annotation = #call;
-        #finish
+        #finish;
         #result
     }
 }
@@ -337,9 +365,8 @@ fn output_hint(ty: Option<&Type>, locals: &Locals) -> TokenStream {
     never.set_span(Span::mixed_site().located_at(first_span(ty)));
     let ret = quote_spanned!(first_span(ty)=> return);
     quote! {
-        match ::core::option::Option::<#ty>::None {
-            ::core::option::Option::Some(#never) => #ret #never,
-            ::core::option::Option::None => {}
+        if let ::core::option::Option::Some(#never) = ::core::option::Option::<#ty>::None {
+            #ret #never;
         }
     }
 }
@@ -375,11 +402,12 @@ fn future_statements(
     }
     let Locals { guard, body, .. } = locals;
     if !instrumentation.returns_early(output.is_some()) {
-        let Instrumentation { site, prologue, .. } = instrumentation;
+        let site = &instrumentation.site;
+        let start = instrumentation.start(true, false, guard);
         let call =
             quote!(::otel_agent_runtime::__private::instrument(#future, #guard.span()).await);
         let tail = tail(call, output, instrumentation, locals);
-        return quote!(#site #prologue #tail);
+        return quote!(#site #start #tail);
     }
     let call = quote!(::otel_agent_runtime::__private::instrument(#body, #guard.span()).await);
     let tail = tail(call, output, instrumentation, locals);
@@ -402,20 +430,14 @@ fn gated_future(
     locals: &Locals,
     future: &TokenStream,
 ) -> TokenStream {
-    let Instrumentation { site, finish, .. } = instrumentation;
+    let site = &instrumentation.site;
     let Locals { guard, result, .. } = locals;
-    let made = guard_if_listened(
-        instrumentation,
-        locals,
-        &quote!(::std::boxed::Box::new(#guard)),
-    );
+    let made = instrumentation.start(false, true, guard);
+    let finish = instrumentation.finish(guard, &quote!(*#result));
     quote! {
         #site
         #made
-        ::otel_agent_runtime::__private::InstrumentedCall::new(#future, #guard, |#guard, #result| {
-            #finish
-            #result
-        })
+        ::otel_agent_runtime::__private::InstrumentedCall::new(#future, #guard, |#guard, #result| #finish)
         .await
     }
 }
@@ -475,11 +497,12 @@ fn sync_body(
         .or_else(|| unit_for_default(function));
     let hint = output_hint(ty.as_ref(), locals);
     let closure = quote!(move || { #hint #stmts });
-    let Instrumentation { site, prologue, .. } = instrumentation;
     if !instrumentation.returns_early(ty.is_some()) {
+        let site = &instrumentation.site;
+        let start = instrumentation.start(true, false, guard);
         let call = quote!(::otel_agent_runtime::__private::in_call(#guard.span(), #closure));
         let tail = tail(call, ty.as_ref(), instrumentation, locals);
-        return quote!(#site #prologue #tail);
+        return quote!(#site #start #tail);
     }
     // A closure bound to a `let` is `FnMut` when its body allows, and an `FnMut`
     // closure cannot return borrows of its captures: passing it through a
@@ -512,10 +535,11 @@ fn diverging(
     let stmts = function.body.as_ref().map(|b| &b.stmts);
     let guard = &locals.guard;
     let entered = format_ident!("__otel_agent_entered", span = Span::mixed_site());
-    let Instrumentation { site, prologue, .. } = instrumentation;
+    let site = &instrumentation.site;
+    let start = instrumentation.start(true, false, guard);
     quote! {
         #site
-        #prologue
+        #start
         let #entered = #guard.span().enter();
         #stmts
     }
@@ -564,7 +588,7 @@ fn metric_attributes(common: &Common) -> TokenStream {
 }
 
 fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrumentation {
-    let Locals { guard, result, .. } = Locals::new();
+    let Locals { guard, .. } = Locals::new();
     let fn_name = function
         .map(|f| f.sig.ident.unraw().to_string())
         .unwrap_or_default();
@@ -587,96 +611,29 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
             quote!(#fields, #id)
         };
     }
-    let tool_name = format_ident!("__otel_agent_tool", span = Span::mixed_site());
-    let span = match args.kind {
-        StepKind::Tool if args.name_expr.is_some() => {
-            quote!(
-                ::otel_agent_runtime::__agent_step_span!(tool_named, #span_name, __OTEL_AGENT_SITE, #tool_name #fields)
-            )
+    let start_args = match (&args.name_expr, args.kind) {
+        (Some(name), _) => {
+            let name =
+                quote_spanned!(first_span(name)=> ::core::convert::AsRef::<str>::as_ref(&(#name)));
+            quote!(__OTEL_AGENT_SITE, tool_named(#name), #span_name #fields)
         }
-        StepKind::Agent => {
-            quote!(
-                ::otel_agent_runtime::__agent_step_span!(agent, #span_name, __OTEL_AGENT_SITE #fields)
-            )
-        }
-        StepKind::Tool => {
-            quote!(
-                ::otel_agent_runtime::__agent_step_span!(tool, #span_name, __OTEL_AGENT_SITE #fields)
-            )
-        }
-        StepKind::Workflow => {
-            quote!(
-                ::otel_agent_runtime::__agent_step_span!(workflow, #span_name, __OTEL_AGENT_SITE #fields)
-            )
-        }
+        (None, StepKind::Agent) => quote!(__OTEL_AGENT_SITE, agent, #span_name #fields),
+        (None, StepKind::Tool) => quote!(__OTEL_AGENT_SITE, tool, #span_name #fields),
+        (None, StepKind::Workflow) => quote!(__OTEL_AGENT_SITE, workflow, #span_name #fields),
     };
     let attributes = metric_attributes(&args.common);
     let site = quote! {
-        static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::StepSite = ::otel_agent_runtime::__private::StepSite {
-            operation: #operation,
-            name: #name,
-            description: #description,
-            attributes: #attributes,
-            metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
-        };
+        ::otel_agent_runtime::__agent_step_site!(__OTEL_AGENT_SITE, #operation, #name, #description, #attributes);
     };
-    let (arguments, tool_result) = match args.kind {
-        StepKind::Tool => (
-            tool_arguments(args, function, &guard),
-            quote! {
-                #guard.tool_result(|| {
-                    #[allow(unused_imports)]
-                    use ::otel_agent_runtime::__private::{
-                        ToolOutputDebug as _, ToolOutputJson as _, ToolOutputNone as _,
-                        ToolOutputOkDebug as _, ToolOutputOkJson as _,
-                    };
-                    ::otel_agent_runtime::__private::tool_text(
-                        (&&&&&::otel_agent_runtime::__private::ToolOutput(&#result)).__otel_tool_output(),
-                    )
-                });
-            },
-        ),
+    let (arguments, tool) = match args.kind {
+        StepKind::Tool => (tool_arguments(args, function, &guard), quote!(tool)),
         StepKind::Agent | StepKind::Workflow => (quote!(), quote!()),
-    };
-    let start = match &args.name_expr {
-        Some(name) => {
-            let name =
-                quote_spanned!(first_span(name)=> ::core::convert::AsRef::<str>::as_ref(&(#name)));
-            quote! {
-                let #tool_name = ::otel_agent_runtime::__private::ToolName::new(&__OTEL_AGENT_SITE, #name);
-                let #guard = ::otel_agent_runtime::__private::StepGuard::start_named(
-                    &__OTEL_AGENT_SITE,
-                    #span,
-                    #tool_name,
-                );
-            }
-        }
-        None => quote! {
-            let #guard = ::otel_agent_runtime::__private::StepGuard::start(&__OTEL_AGENT_SITE, #span);
-        },
-    };
-    let prologue = quote! {
-        __OTEL_AGENT_SITE.share_strings();
-        #start
-        #arguments
-    };
-    let finish = quote! {
-        {
-            #[allow(unused_imports)]
-            use ::otel_agent_runtime::__private::{
-                OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
-                OutcomeDisplay as _, OutcomeOpaque as _,
-            };
-            if #guard.is_recording() {
-                #tool_result
-                #guard.finish((&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome());
-            }
-        }
     };
     Instrumentation {
         site,
-        prologue,
-        finish,
+        start: (quote!(::otel_agent_runtime::__agent_step_start), start_args),
+        after: arguments,
+        finish: (quote!(::otel_agent_runtime::__agent_step_finish), tool),
         stream: None,
     }
 }
@@ -735,33 +692,27 @@ fn tool_arguments(args: &StepArgs, function: Option<&Function>, guard: &Ident) -
 }
 
 fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumentation {
-    let Locals { guard, result, .. } = Locals::new();
-    let hidden = Span::mixed_site();
-    let model = format_ident!("__otel_agent_model", span = hidden);
-    let provider_var = format_ident!("__otel_agent_provider", span = hidden);
-    let otel_name = format_ident!("__otel_agent_name", span = hidden);
+    let Locals { guard, .. } = Locals::new();
     let operation = args.operation;
     let provider = match &args.provider {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
-    let (model_init, span_name, name_init, name_value) = match &args.model {
+    let (model_init, span_name, naming) = match &args.model {
         Model::Literal(lit) => (
             quote!(::otel_agent_runtime::__private::ModelName::literal(#lit)),
             format!("{operation} {}", lit.value()),
-            quote!(),
-            quote!(::core::option::Option::None::<&str>),
+            quote!(literal),
         ),
         Model::Expr(expr) => (
             quote_spanned!(first_span(expr)=> __OTEL_AGENT_SITE.model_of(&(#expr))),
             operation.to_owned(),
-            quote!(let #otel_name = #model.span_name(&__OTEL_AGENT_SITE);),
-            quote!(::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&#otel_name))),
+            quote!(named),
         ),
     };
     let fields = extra_fields(&args.common);
     let attributes = metric_attributes(&args.common);
-    let capture = args.capture_content.then(|| quote!(.capture_content()));
+    let capture = args.capture_content.then(|| quote!(, capture_content));
     // Read before the body runs: the body usually moves the request into the client.
     let request = args.request.as_ref().map(|expr| {
         quote_spanned!(first_span(expr)=>
@@ -774,52 +725,16 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
         )
     });
     let site = quote! {
-        static __OTEL_AGENT_SITE: ::otel_agent_runtime::__private::LlmSite = ::otel_agent_runtime::__private::LlmSite {
-            operation: #operation,
-            provider: #provider,
-            attributes: #attributes,
-            metrics: ::otel_agent_runtime::__private::SiteMetrics::NEW,
-            models: ::otel_agent_runtime::__private::ModelNames::NEW,
-        };
-    };
-    let prologue = quote! {
-        let #model = #model_init;
-        let #provider_var = __OTEL_AGENT_SITE.provider_for(&#model);
-        #name_init
-        __OTEL_AGENT_SITE.share_strings(#provider_var, &#model);
-        let #guard = ::otel_agent_runtime::__private::LlmGuard::start(
-            &__OTEL_AGENT_SITE,
-            ::core::clone::Clone::clone(&#model),
-            #provider_var,
-            ::otel_agent_runtime::__llm_call_span!(
-                #span_name, #name_value, __OTEL_AGENT_SITE.operation, #provider_var, #model.as_str() #fields
-            ),
-        ) #capture;
-        #client
-        #request
-    };
-    let content = format_ident!("__otel_agent_content", span = hidden);
-    let finish = quote! {
-        {
-            #[allow(unused_imports)]
-            use ::otel_agent_runtime::__private::{
-                OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
-                OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
-            };
-            // Nobody listening: the response is not read at all; its messages
-            // only when content is captured.
-            if let ::core::option::Option::Some(#content) = #guard.reading() {
-                #guard.finish(
-                    (&&&&&::otel_agent_runtime::__private::Probe(&#result)).__otel_outcome(),
-                    (&&::otel_agent_runtime::__private::Probe(&#result)).__otel_response(#content),
-                );
-            }
-        }
+        ::otel_agent_runtime::__llm_call_site!(__OTEL_AGENT_SITE, #operation, #provider, #attributes);
     };
     Instrumentation {
         site,
-        prologue,
-        finish,
+        start: (
+            quote!(::otel_agent_runtime::__llm_call_start),
+            quote!(__OTEL_AGENT_SITE, #model_init, #span_name, #naming #capture #fields),
+        ),
+        after: quote!(#client #request),
+        finish: (quote!(::otel_agent_runtime::__llm_call_finish), quote!()),
         stream,
     }
 }

@@ -86,20 +86,14 @@ use proc_macro::TokenStream;
 ///
 /// ```ignore
 /// pub async fn research(topic: &str) -> Result<Notes, Error> {
-///     static SITE: StepSite = StepSite {
-///         operation: "invoke_agent", name: "researcher", description: None, attributes: &[], ..
-///     };
-///     // Made only when something listens to the span (a subscriber whose
-///     // filters let it through): the fields are evaluated here, before the
-///     // body can move what they read.
-///     let guard = if __enabled!() {
-///         SITE.share_strings(); // the site's strings, for the span to store uncopied
-///         Some(Box::new(StepGuard::start(&SITE, __agent_step_span!(
-///             agent, "invoke_agent researcher", SITE; "topic" = display(&(topic))
-///         ))))
-///     } else {
-///         None
-///     };
+///     // The call site, a `static`: what the step is, fixed at compile time.
+///     __agent_step_site!(SITE, "invoke_agent", "researcher", None, &[]);
+///     // `Some(guard)` only when something listens to the span (a subscriber
+///     // whose filters let it through): the span (target `otel_agent::step`)
+///     // and its fields are made here, before the body can move what they read.
+///     let guard = __agent_step_start!(
+///         if_enabled, SITE, agent, "invoke_agent researcher"; "topic" = display(&(topic))
+///     );
 ///     // Polled as the body alone when there is no guard; with one, each poll
 ///     // runs in the span, and the closure records the outcome at the end.
 ///     InstrumentedCall::new(
@@ -109,10 +103,7 @@ use proc_macro::TokenStream;
 ///             Ok(Notes::from(hits))
 ///         },
 ///         guard,
-///         |guard, result| {
-///             guard.finish((&&&&&Probe(&result)).__otel_outcome()); // Ok, or Err's error.type
-///             result
-///         },
+///         |guard, result| __agent_step_finish!(guard, *result), // Ok, or Err's error.type
 ///     )
 ///     .await
 /// }
@@ -120,7 +111,7 @@ use proc_macro::TokenStream;
 ///
 /// A sync function binds its body as a closure, `move || { ... }`, called as
 /// it is when nothing listens and through `in_call(guard.span(), body)`
-/// otherwise (its guard is not boxed). A non-`async` function whose body is `Box::pin(async move { ... })`
+/// otherwise. A non-`async` function whose body is `Box::pin(async move { ... })`
 /// or `async move { ... }` (which is what `#[async_trait]` makes of an `async fn`)
 /// gets the same treatment inside that future. A function returning `!` always
 /// makes its guard (when nothing listens, the span is disabled and the guard
@@ -206,29 +197,22 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```ignore
 /// async fn complete(prompt: &str) -> Result<ChatResponse, Error> {
-///     static SITE: LlmSite = LlmSite { operation: "chat", provider: Some("openai"), attributes: &[] };
-///     // Model, provider, request and fields are evaluated only when something
-///     // listens, and before the body can move what they read.
-///     let guard = if __enabled!() {
-///         let model = ModelName::literal("gpt-4o");
-///         let provider = SITE.provider_for(&model);
-///         Some(LlmGuard::start(&SITE, model.clone(), provider,
-///             __llm_call_span!("chat gpt-4o", None::<&str>, "chat", provider, model.as_str())))
-///     } else {
-///         None
-///     };
-///     let body = async move { client().chat(prompt).await };
-///     let Some(guard) = guard else {
-///         return body.await; // nothing listens: the function as written
-///     };
-///     let result: Result<ChatResponse, Error> = instrument(body, guard.span()).await;
-///     if let Some(content) = guard.reading() {       // anything listening? content captured?
-///         guard.finish(
-///             (&&&&&Probe(&result)).__otel_outcome(),  // Ok, or Err's error.type
-///             (&&Probe(&result)).__otel_response(content), // usage, model, ...: LlmResponse
-///         );
-///     }
-///     result
+///     __llm_call_site!(SITE, "chat", Some("openai"), &[]);
+///     // One runtime call starts the call's work when something listens: the
+///     // model (one typed `ModelName`), its provider, the span (target
+///     // `otel_agent::llm_call`), the guard; request and fields are read
+///     // before the body can move them.
+///     let guard = __llm_call_start!(
+///         if_enabled, SITE, ModelName::literal("gpt-4o"), "chat gpt-4o", literal
+///     );
+///     InstrumentedCall::new(
+///         async move { client().chat(prompt).await },
+///         guard,
+///         // Anything listening? Content captured? Then the outcome (Ok, or
+///         // Err's error.type) and the response (usage, model, ...: LlmResponse).
+///         |guard, result| __llm_call_finish!(guard, *result),
+///     )
+///     .await
 /// }
 /// ```
 ///

@@ -6,8 +6,20 @@ use std::borrow::Cow;
 
 use opentelemetry::{Key, KeyValue, Value};
 
-/// The `tracing` target of every span the attributes create.
-pub(crate) const TARGET: &str = "otel_agent";
+/// The `tracing` target of an `#[agent_step]` span: the macro says what a
+/// span is, so the runtime never guesses it from the span's fields. Both
+/// targets are under `otel_agent`, the target the call sites are asked for
+/// (`__enabled!`) and the runtime's own events use, so a filter on it (as
+/// `otel_agent=off`) covers the spans too.
+pub(crate) const STEP_TARGET: &str = "otel_agent::step";
+/// The `tracing` target of an `#[llm_call]` span.
+pub(crate) const CALL_TARGET: &str = "otel_agent::llm_call";
+
+/// Whether a span is one of the attributes' (a step or a model call).
+pub(crate) fn is_attribute_span(metadata: &tracing_core::Metadata<'_>) -> bool {
+    let target = metadata.target();
+    target == STEP_TARGET || target == CALL_TARGET
+}
 
 /// A step's outcome on its metrics: `success`, `failure` or `cancelled`.
 pub const STEP_OUTCOME: &str = "otel_agent.step.outcome";

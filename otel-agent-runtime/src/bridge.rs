@@ -29,7 +29,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::attributes::TARGET;
+use crate::attributes::is_attribute_span;
 use crate::layer::InstrumentsLayer;
 use crate::span_state::{own_context, OwnSpan};
 
@@ -131,7 +131,7 @@ impl<L, S> Bridge<L, S> {
     }
 
     fn is_own(&self, metadata: &Metadata<'_>) -> bool {
-        self.own_spans && metadata.target() == TARGET
+        self.own_spans && is_attribute_span(metadata)
     }
 
     /// Whether this layer built the span's SDK span: an attribute's span, or
@@ -390,7 +390,7 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if span.metadata().target() != TARGET {
+        if !is_attribute_span(span.metadata()) {
             self.instruments.library_span_recorded(&span, values);
         }
         if !self.builds(&span) {
@@ -456,7 +456,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if span.metadata().target() != TARGET && self.instruments.library_span_closed(&span) {
+        if !is_attribute_span(span.metadata()) && self.instruments.library_span_closed(&span) {
             // A call nested in this library call counted it: the export guard
             // keeps this span's usage under the roll-up keys only.
             let marker = KeyValue::new(crate::attributes::DELEGATED, true);

@@ -16,7 +16,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::attributes::TARGET;
+use crate::attributes::is_attribute_span;
 use crate::library_spans::{declares_operation, LibraryCall};
 use crate::metrics::Instruments;
 use crate::recording::RecordingOptions;
@@ -138,7 +138,7 @@ impl InstrumentsLayer {
 /// enclosing call, ours or a library's, leaves the counting to it.
 fn delegate_enclosing_call<R: for<'a> LookupSpan<'a>>(span: &SpanRef<'_, R>) {
     for outer in ancestors(span) {
-        if outer.metadata().target() == TARGET {
+        if is_attribute_span(outer.metadata()) {
             if is_llm_call(outer.metadata()) {
                 mark_delegated(&outer);
                 return;

@@ -15,7 +15,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Record};
 use tracing::Metadata;
 
-use crate::attributes::TARGET;
+use crate::attributes::is_attribute_span;
 use crate::export_guard::is_inference_operation;
 use crate::recording::RecordingOptions;
 use crate::response::bounded_tokens;
@@ -51,7 +51,7 @@ pub(crate) struct LibraryCall {
 /// `gen_ai.operation.name` (set at once, or recorded later). Spans of the
 /// attributes are completed by their guards, not here.
 pub(crate) fn declares_operation(metadata: &Metadata<'_>) -> bool {
-    metadata.target() != TARGET
+    !is_attribute_span(metadata)
         && metadata
             .fields()
             .field(semconv::GEN_AI_OPERATION_NAME)

@@ -135,7 +135,7 @@ macro_rules! __agent_step_span {
         #[allow(unused_imports)]
         use ::core::option::Option::Some;
         $crate::__private::tracing::span!(
-            target: "otel_agent",
+            target: "otel_agent::step",
             $crate::__private::tracing::Level::INFO,
             $span_name,
             { $crate::__private::semconv::GEN_AI_OPERATION_NAME } = $site.operation,
@@ -163,7 +163,7 @@ macro_rules! __llm_call_span {
         #[allow(unused_imports)]
         use ::core::option::Option::Some;
         $crate::__private::tracing::span!(
-            target: "otel_agent",
+            target: "otel_agent::llm_call",
             $crate::__private::tracing::Level::INFO,
             $span_name,
             otel.name = $otel_name,
@@ -184,4 +184,165 @@ macro_rules! __llm_call_span {
             $($($extra)*)?
         )
     }};
+}
+
+/// Starts an `#[llm_call]`'s work, all of it: the model (`$model`, a
+/// `ModelName`), its provider, the span, the guard. `if_enabled` gives
+/// `None` when nothing listens (the body then runs as written), `always` the
+/// guard itself. `literal` when the attribute names the model, `named` when
+/// an expression gives it at run time (the span's name is then made from
+/// it); `capture_content` when the attribute asks for content. Fields after
+/// `;` go to the span as written.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __llm_call_start {
+    ($mode:ident, $site:ident, $model:expr, $span_name:literal, literal $(, $capture:ident)? $(; $($fields:tt)*)?) => {
+        $crate::__llm_call_start!(@$mode $site, $model, $span_name, model, [],
+            ::core::option::Option::None::<&str> $(, $capture)? $(; $($fields)*)?)
+    };
+    ($mode:ident, $site:ident, $model:expr, $span_name:literal, named $(, $capture:ident)? $(; $($fields:tt)*)?) => {
+        $crate::__llm_call_start!(@$mode $site, $model, $span_name, model,
+            [let name = model.span_name(&$site);],
+            ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&name))
+            $(, $capture)? $(; $($fields)*)?)
+    };
+    (@if_enabled $($rest:tt)*) => {
+        if $crate::__enabled!() {
+            ::core::option::Option::Some($crate::__llm_call_start!(@always $($rest)*))
+        } else {
+            ::core::option::Option::None
+        }
+    };
+    (@always $site:ident, $model:expr, $span_name:literal, $m:ident, [$($init:tt)*], $name:expr $(, $capture:ident)? $(; $($fields:tt)*)?) => {{
+        let $m = $model;
+        let provider = $site.provider_for(&$m);
+        $($init)*
+        $site.share_strings(provider, &$m);
+        $crate::__private::LlmGuard::start(
+            &$site,
+            ::core::clone::Clone::clone(&$m),
+            provider,
+            $crate::__llm_call_span!($span_name, $name, $site.operation, provider, $m.as_str() $(; $($fields)*)?),
+        ) $(.$capture())?
+    }};
+}
+
+/// Starts an `#[agent_step]`'s work: the span of the step's kind (`agent`,
+/// `tool`, `workflow`, or `tool_named(name)` for a tool named at run time)
+/// and the guard; `if_enabled` and `always` as in [`__llm_call_start!`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __agent_step_start {
+    (if_enabled, $($rest:tt)*) => {
+        if $crate::__enabled!() {
+            ::core::option::Option::Some($crate::__agent_step_start!(always, $($rest)*))
+        } else {
+            ::core::option::Option::None
+        }
+    };
+    (always, $site:ident, tool_named($name:expr), $span_name:literal $(; $($fields:tt)*)?) => {{
+        $site.share_strings();
+        let tool = $crate::__private::ToolName::new(&$site, $name);
+        $crate::__private::StepGuard::start_named(
+            &$site,
+            $crate::__agent_step_span!(tool_named, $span_name, $site, tool $(; $($fields)*)?),
+            tool,
+        )
+    }};
+    (always, $site:ident, $kind:ident, $span_name:literal $(; $($fields:tt)*)?) => {{
+        $site.share_strings();
+        $crate::__private::StepGuard::start(
+            &$site,
+            $crate::__agent_step_span!($kind, $span_name, $site $(; $($fields)*)?),
+        )
+    }};
+}
+
+/// Ends an `#[llm_call]` with the value its body returned: its outcome and
+/// response read from whatever type that is (see `probe.rs`), and only when
+/// something records them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __llm_call_finish {
+    ($guard:ident, $result:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{
+            OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
+            OutcomeDisplay as _, OutcomeOpaque as _, ReadNoResponse as _, ReadResponse as _,
+        };
+        // Nobody listening: the response is not read at all; its messages
+        // only when content is captured.
+        if let ::core::option::Option::Some(content) = $guard.reading() {
+            $guard.finish(
+                (&&&&&$crate::__private::Probe(&$result)).__otel_outcome(),
+                (&&$crate::__private::Probe(&$result)).__otel_response(content),
+            );
+        }
+    }};
+}
+
+/// Ends an `#[agent_step]` with the value its body returned; `tool` also
+/// records a tool's result (under content capture).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __agent_step_finish {
+    (tool $guard:ident, $result:expr) => {
+        $crate::__agent_step_finish!(@finish $guard, $result, {
+            $guard.tool_result(|| {
+                #[allow(unused_imports)]
+                use $crate::__private::{
+                    ToolOutputDebug as _, ToolOutputJson as _, ToolOutputNone as _,
+                    ToolOutputOkDebug as _, ToolOutputOkJson as _,
+                };
+                $crate::__private::tool_text(
+                    (&&&&&$crate::__private::ToolOutput(&$result)).__otel_tool_output(),
+                )
+            });
+        })
+    };
+    ($guard:ident, $result:expr) => {
+        $crate::__agent_step_finish!(@finish $guard, $result, {})
+    };
+    (@finish $guard:ident, $result:expr, { $($tool:tt)* }) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{
+            OutcomeAlwaysOk as _, OutcomeClassified as _, OutcomeClassifiedSilent as _,
+            OutcomeDisplay as _, OutcomeOpaque as _,
+        };
+        if $guard.is_recording() {
+            $($tool)*
+            $guard.finish((&&&&&$crate::__private::Probe(&$result)).__otel_outcome());
+        }
+    }};
+}
+
+/// Makes an `#[agent_step]`'s call site: the `static` `$site`, what the step
+/// is, fixed at compile time.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __agent_step_site {
+    ($site:ident, $operation:literal, $name:literal, $description:expr, $attributes:expr) => {
+        static $site: $crate::__private::StepSite = $crate::__private::StepSite {
+            operation: $operation,
+            name: $name,
+            description: $description,
+            attributes: $attributes,
+            metrics: $crate::__private::SiteMetrics::NEW,
+        };
+    };
+}
+
+/// Makes an `#[llm_call]`'s call site: the `static` `$site`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __llm_call_site {
+    ($site:ident, $operation:literal, $provider:expr, $attributes:expr) => {
+        static $site: $crate::__private::LlmSite = $crate::__private::LlmSite {
+            operation: $operation,
+            provider: $provider,
+            attributes: $attributes,
+            metrics: $crate::__private::SiteMetrics::NEW,
+            models: $crate::__private::ModelNames::NEW,
+        };
+    };
 }

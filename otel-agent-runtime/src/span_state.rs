@@ -11,7 +11,7 @@ use opentelemetry::{Context as OtelContext, KeyValue, StringValue};
 use tracing::{Metadata, Span};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::attributes::TARGET;
+use crate::attributes::{is_attribute_span, CALL_TARGET, STEP_TARGET};
 use crate::semconv;
 
 /// On a step span: tokens and cost of the model calls made under it.
@@ -134,20 +134,12 @@ pub(crate) struct Finished {
 struct FirstChunk(Instant);
 
 fn is_step(metadata: &Metadata<'_>) -> bool {
-    metadata.target() == TARGET
-        && metadata
-            .fields()
-            .field(semconv::GEN_AI_OPERATION_NAME)
-            .is_some()
-        && metadata
-            .fields()
-            .field(semconv::GEN_AI_REQUEST_MODEL)
-            .is_none()
+    metadata.target() == STEP_TARGET
 }
 
 /// Whether `span` is one of the attributes' spans (a step or a call).
 pub(crate) fn is_ours(span: &Span) -> bool {
-    span.metadata().is_some_and(|m| m.target() == TARGET)
+    span.metadata().is_some_and(is_attribute_span)
 }
 
 /// Whether `span` is an `#[llm_call]` span.
@@ -155,12 +147,9 @@ pub(crate) fn is_llm_span(span: &Span) -> bool {
     span.metadata().is_some_and(is_llm_call)
 }
 
+/// Whether a span is an `#[llm_call]` span, as its target says.
 pub(crate) fn is_llm_call(metadata: &Metadata<'_>) -> bool {
-    metadata.target() == TARGET
-        && metadata
-            .fields()
-            .field(semconv::GEN_AI_REQUEST_MODEL)
-            .is_some()
+    metadata.target() == CALL_TARGET
 }
 
 /// The spans enclosing `span`, innermost first. Unlike `span.scope().skip(1)`,

@@ -118,7 +118,7 @@ impl<F, G, C> InstrumentedCall<F, G, C>
 where
     F: Future,
     G: CallGuard,
-    C: Fn(G, F::Output) -> F::Output,
+    C: Fn(G, &F::Output),
 {
     /// The body, the guard (`None` when nobody listens) and what ends the call.
     pub fn new(body: F, guard: Option<Box<G>>, finish: C) -> Self {
@@ -134,7 +134,7 @@ impl<F, G, C> Future for InstrumentedCall<F, G, C>
 where
     F: Future,
     G: CallGuard,
-    C: Fn(G, F::Output) -> F::Output,
+    C: Fn(G, &F::Output),
 {
     type Output = F::Output;
 
@@ -161,7 +161,7 @@ fn poll_guarded<F, G, C>(
 where
     F: Future,
     G: CallGuard,
-    C: Fn(G, F::Output) -> F::Output,
+    C: Fn(G, &F::Output),
 {
     let output = {
         let Some(span) = guard.as_deref().map(CallGuard::span) else {
@@ -175,7 +175,10 @@ where
     // Taken here only: a later poll finds no guard and polls the finished
     // body, which reports that itself.
     match guard.take() {
-        Some(guard) => Poll::Ready(finish(*guard, output)),
+        Some(guard) => {
+            finish(*guard, &output);
+            Poll::Ready(output)
+        }
         None => Poll::Ready(output),
     }
 }
