@@ -102,7 +102,7 @@ pub(super) type OtlpMetricExporter = opentelemetry_otlp::MetricExporter;
 pub(super) type OtlpMetricExporter = NoOtlp;
 
 /// A build without `otlp-grpc` and `otlp-http` has no OTLP exporter: this one
-/// cannot exist, and `settings()` refuses OTLP before any is asked for.
+/// cannot exist, and `resolve()` refuses OTLP before any is asked for.
 #[cfg(not(any(feature = "otlp-grpc", feature = "otlp-http")))]
 #[derive(Debug)]
 pub(super) enum NoOtlp {}
@@ -136,91 +136,63 @@ impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for NoOtlp {
     }
 }
 
-#[cfg_attr(not(feature = "otlp-grpc"), allow(unused_variables))]
-pub(super) fn span_exporter(
-    settings: &OtlpSettings,
-    runtime: Option<&ExportRuntime>,
-) -> Result<OtlpSpanExporter, InitError> {
-    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-    let err = |source| InitError::Exporter {
-        signal: "traces",
-        source,
+/// Makes the function that builds one signal's OTLP exporter: both signals
+/// build theirs the same way from their settings, only the SDK's builder
+/// (`SpanExporter` or `MetricExporter`) differs.
+macro_rules! otlp_exporter {
+    ($name:ident, $exporter:ident, $output:ty, $signal:literal) => {
+        #[cfg_attr(not(feature = "otlp-grpc"), allow(unused_variables))]
+        pub(super) fn $name(
+            settings: &OtlpSettings,
+            runtime: Option<&ExportRuntime>,
+        ) -> Result<$output, InitError> {
+            #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
+            let err = |source| InitError::Exporter {
+                signal: $signal,
+                source,
+            };
+            match settings.protocol {
+                #[cfg(feature = "otlp-grpc")]
+                Protocol::Grpc => {
+                    use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+                    let _entered = runtime.and_then(ExportRuntime::enter);
+                    let mut b = opentelemetry_otlp::$exporter::builder()
+                        .with_tonic()
+                        .with_timeout(settings.timeout)
+                        .with_metadata(metadata(settings));
+                    if let Some(endpoint) = &settings.endpoint {
+                        b = b.with_endpoint(endpoint.clone());
+                    }
+                    b.build().map_err(err)
+                }
+                #[cfg(feature = "otlp-http")]
+                Protocol::HttpProtobuf => {
+                    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+                    let mut b = opentelemetry_otlp::$exporter::builder()
+                        .with_http()
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .with_timeout(settings.timeout)
+                        .with_headers(headers_map(settings));
+                    if let Some(endpoint) = &settings.endpoint {
+                        b = b.with_endpoint(endpoint.clone());
+                    }
+                    b.build().map_err(err)
+                }
+                // Refused by `resolve()` already; never a panic.
+                #[cfg(not(all(feature = "otlp-grpc", feature = "otlp-http")))]
+                protocol => Err(config::protocol_not_built(protocol)),
+            }
+        }
     };
-    match settings.protocol {
-        #[cfg(feature = "otlp-grpc")]
-        Protocol::Grpc => {
-            use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
-            let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_timeout(settings.timeout)
-                .with_metadata(metadata(settings));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b.build().map_err(err)
-        }
-        #[cfg(feature = "otlp-http")]
-        Protocol::HttpProtobuf => {
-            use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-            let mut b = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(settings.timeout)
-                .with_headers(headers_map(settings));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b.build().map_err(err)
-        }
-        // Refused by `settings()` already; never a panic.
-        #[cfg(not(all(feature = "otlp-grpc", feature = "otlp-http")))]
-        protocol => Err(config::protocol_not_built(protocol)),
-    }
 }
 
-#[cfg_attr(not(feature = "otlp-grpc"), allow(unused_variables))]
-pub(super) fn metric_exporter(
-    settings: &OtlpSettings,
-    runtime: Option<&ExportRuntime>,
-) -> Result<OtlpMetricExporter, InitError> {
-    #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-    let err = |source| InitError::Exporter {
-        signal: "metrics",
-        source,
-    };
-    match settings.protocol {
-        #[cfg(feature = "otlp-grpc")]
-        Protocol::Grpc => {
-            use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
-            let _entered = runtime.and_then(ExportRuntime::enter);
-            let mut b = opentelemetry_otlp::MetricExporter::builder()
-                .with_tonic()
-                .with_timeout(settings.timeout)
-                .with_metadata(metadata(settings));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b.build().map_err(err)
-        }
-        #[cfg(feature = "otlp-http")]
-        Protocol::HttpProtobuf => {
-            use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-            let mut b = opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_timeout(settings.timeout)
-                .with_headers(headers_map(settings));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b.build().map_err(err)
-        }
-        // Refused by `settings()` already; never a panic.
-        #[cfg(not(all(feature = "otlp-grpc", feature = "otlp-http")))]
-        protocol => Err(config::protocol_not_built(protocol)),
-    }
-}
+otlp_exporter!(span_exporter, SpanExporter, OtlpSpanExporter, "traces");
+otlp_exporter!(
+    metric_exporter,
+    MetricExporter,
+    OtlpMetricExporter,
+    "metrics"
+);
 
 #[cfg(feature = "otlp-grpc")]
 fn metadata(settings: &OtlpSettings) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
