@@ -186,6 +186,55 @@ fn the_spans_store_the_call_sites_strings_without_copying_them() {
     assert_eq!(attr(call, "gen_ai.operation.name"), Some("chat".into()));
 }
 
+/// A span created while another's fields are evaluated (an annotated function
+/// called in `fields(...)`) gets its own call site's values, and the outer span
+/// still gets its own afterwards, each stored without a copy.
+#[test]
+fn a_span_made_inside_another_spans_fields_leaves_the_outer_start_in_place() {
+    use otel_agent_runtime::__private::TOOL_TYPE;
+
+    #[agent_step(kind = tool, name = "inner_lookup")]
+    fn inner_lookup(query: &str) -> usize {
+        query.len()
+    }
+
+    #[llm_call(model = "gpt-4o", provider = "openai", fields(looked_up = inner_lookup(query)))]
+    fn ask_after_lookup(query: &str) -> Option<Reply> {
+        let _ = query;
+        Some(Reply)
+    }
+
+    #[agent_step(kind = tool, name = "outer_lookup", fields(asked = ask_after_lookup(query).is_some()))]
+    fn outer_lookup(query: &str) -> usize {
+        query.len()
+    }
+
+    let h = harness();
+    h.run(|| {
+        outer_lookup("weather");
+    });
+    let spans = h.finished_spans();
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    let tool_type = |span| match attr(span, "gen_ai.tool.type") {
+        Some(opentelemetry::Value::String(s)) => s.as_str().as_ptr(),
+        other => panic!("gen_ai.tool.type: {other:?}"),
+    };
+    for (name, tool) in [
+        ("execute_tool inner_lookup", "inner_lookup"),
+        ("execute_tool outer_lookup", "outer_lookup"),
+    ] {
+        let span = span_named(&spans, name);
+        assert_eq!(attr(span, "gen_ai.tool.name"), Some(tool.into()));
+        assert_eq!(tool_type(span), TOOL_TYPE.as_ptr(), "{name}");
+    }
+    let call = span_named(&spans, "chat gpt-4o");
+    assert_eq!(attr(call, "gen_ai.request.model"), Some("gpt-4o".into()));
+    assert_eq!(attr(call, "gen_ai.provider.name"), Some("openai".into()));
+    assert_eq!(attr(call, "looked_up"), Some(7_i64.into()));
+    let outer = span_named(&spans, "execute_tool outer_lookup");
+    assert_eq!(attr(outer, "asked"), Some(true.into()));
+}
+
 /// A model chosen at run time is made into a shared string and a span name once
 /// per site and model, and every later call naming it shares both: copied per
 /// call, they were freed on the export thread and made such a call a third

@@ -16,11 +16,11 @@
 //! under it whichever layer made them. [`SpanExt`] reaches either kind of span.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt as _, Tracer as _};
-use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, StringValue, Value};
+use opentelemetry::{Context as OtelContext, ContextGuard, Key, KeyValue, Value};
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -31,6 +31,7 @@ use tracing_subscriber::Layer;
 
 use crate::attributes::is_attribute_span;
 use crate::layer::InstrumentsLayer;
+use crate::span_start::SpanStart;
 use crate::span_state::{own_context, OwnSpan};
 
 const CODE_FILE_PATH: Key =
@@ -44,57 +45,6 @@ const CODE_LINE_NUMBER: Key =
 thread_local! {
     /// The contexts attached by entered attribute spans, innermost last.
     static ATTACHED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
-
-    /// What the next attribute span's string fields may take from its call
-    /// site instead of copying: see [`share_strings`].
-    static SHARED_STRINGS: Cell<Option<SharedStrings>> = const { Cell::new(None) };
-}
-
-/// String values a call site holds already, static or shared, that its span's
-/// fields are about to pass as `&str`.
-struct SharedStrings {
-    statics: [&'static str; 4],
-    shared: Option<StringValue>,
-}
-
-impl SharedStrings {
-    /// The value `value` is, when it is one of these strings itself (the same
-    /// bytes at the same address, not an equal copy).
-    fn find(&self, value: &str) -> Option<Value> {
-        if let Some(s) = self.find_static(value) {
-            return Some(Value::from(s));
-        }
-        let shared = self
-            .shared
-            .as_ref()
-            .filter(|s| std::ptr::eq(s.as_str(), value))?;
-        Some(Value::String(shared.clone()))
-    }
-
-    /// The static string `value` is, when it is one of them itself.
-    fn find_static(&self, value: &str) -> Option<&'static str> {
-        self.statics
-            .iter()
-            .copied()
-            .find(|s| std::ptr::eq(*s, value))
-    }
-}
-
-/// Hands the bridge the strings the next attribute span's fields will carry, so
-/// that it stores them without copying: `tracing` passes every string field as
-/// a `&str` of unknown lifetime, and copying three or four per call into
-/// `String`s that the export thread frees costs a quarter of an enabled call's
-/// time (see `docs/performance.md`). A field is taken from here only when its
-/// `&str` is one of these strings itself, so a value handed off and never used
-/// (nobody listens, or another subscriber) changes nothing; the next hand-off
-/// replaces it.
-pub(crate) fn share_strings(statics: [&'static str; 4], shared: Option<&StringValue>) {
-    let handed = SharedStrings {
-        statics,
-        shared: shared.cloned(),
-    };
-    // Gone only while the thread exits; the fields are then copied.
-    let _ = SHARED_STRINGS.try_with(|h| h.set(Some(handed)));
 }
 
 /// Builds the attributes' spans; forwards every other span to `inner`
@@ -185,8 +135,9 @@ struct Fields {
     status_code: Option<bool>,
     status_description: Option<String>,
     attributes: Vec<KeyValue>,
-    /// For an attribute's span: the strings its call site handed off.
-    handed: Option<SharedStrings>,
+    /// For an attribute's span: what its call site is, whose values its
+    /// string fields take instead of copies.
+    start: Option<SpanStart>,
 }
 
 impl Fields {
@@ -227,9 +178,8 @@ impl Visit for Fields {
         match (self.event, field.name()) {
             (true, "message") => self.message = Some(value.to_owned()),
             (false, "otel.name") => {
-                let handed = self.handed.as_ref().and_then(|h| h.find_static(value));
-                self.name =
-                    Some(handed.map_or_else(|| Cow::Owned(value.to_owned()), Cow::Borrowed));
+                let known = self.start.as_ref().and_then(|s| s.static_name(value));
+                self.name = Some(known.map_or_else(|| Cow::Owned(value.to_owned()), Cow::Borrowed));
             }
             (false, "otel.kind") => self.kind = span_kind(value),
             (false, "otel.status_code") => {
@@ -246,9 +196,9 @@ impl Visit for Fields {
             }
             _ => {
                 let value = self
-                    .handed
+                    .start
                     .as_ref()
-                    .and_then(|h| h.find(value))
+                    .and_then(|s| s.value_of(field.name(), value))
                     .unwrap_or_else(|| Value::from(value.to_owned()));
                 self.push(field, value);
             }
@@ -353,7 +303,7 @@ where
         let meta = attrs.metadata();
         let mut fields = Fields::of_span(attrs.fields().len() + 3);
         if ours {
-            fields.handed = SHARED_STRINGS.try_with(Cell::take).ok().flatten();
+            fields.start = SpanStart::take();
         }
         // Where the annotated function is, as tracing-opentelemetry says it for
         // every span (thread and busy/idle attributes are left out: they cost an

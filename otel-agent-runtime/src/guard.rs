@@ -19,7 +19,8 @@ use crate::metrics;
 use crate::outcome::{mark_error, End};
 use crate::probe::{Outcome, ResponseReport};
 use crate::response::Usage;
-use crate::site::{LlmSite, ModelName, StepSite, ToolName};
+use crate::site::{LlmSite, ModelName, StepSite};
+use crate::span_start::{CallStart, StepStart};
 use crate::span_state::{
     finish_llm_span, note_first_chunk, request_capture, take_details, usage_totals_of, UsageTotals,
 };
@@ -55,17 +56,10 @@ impl StepGuard {
         }
     }
 
-    /// Starts the step: counts it in flight and starts its clock.
-    pub fn start(site: &'static StepSite, span: Span) -> Self {
-        Self::start_as(site, span, None)
-    }
-
-    /// Starts a tool step whose name is known only at run time.
-    pub fn start_named(site: &'static StepSite, span: Span, name: ToolName) -> Self {
-        Self::start_as(site, span, Some(name.name))
-    }
-
-    fn start_as(site: &'static StepSite, span: Span, name: Option<StringValue>) -> Self {
+    /// Starts the step whose `span` was just made from `start`: counts it in
+    /// flight and starts its clock.
+    pub fn start(span: Span, start: StepStart) -> Self {
+        let (site, name) = start.end();
         if span.is_disabled() {
             return Self {
                 site,
@@ -191,13 +185,9 @@ pub struct LlmGuard {
 }
 
 impl LlmGuard {
-    /// Starts the call's clock.
-    pub fn start(
-        site: &'static LlmSite,
-        model: ModelName,
-        provider: &'static str,
-        span: Span,
-    ) -> Self {
+    /// Starts the clock of the call whose `span` was just made from `start`.
+    pub fn start(span: Span, start: CallStart) -> Self {
+        let (site, provider, model) = start.end();
         let start = (!span.is_disabled()).then(Instant::now);
         Self {
             site,

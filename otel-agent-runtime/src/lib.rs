@@ -84,6 +84,7 @@ mod signal;
 mod site;
 mod span_ext;
 mod span_queue;
+mod span_start;
 mod span_state;
 mod stream;
 mod task;

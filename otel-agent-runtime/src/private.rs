@@ -5,7 +5,8 @@ pub use crate::probe::{
     Probe, ReadNoResponse, ReadResponse,
 };
 pub use crate::semconv;
-pub use crate::site::{LlmSite, ModelName, ModelNames, StepSite, ToolName, TOOL_TYPE};
+pub use crate::site::{LlmSite, ModelName, ModelNames, StepSite, TOOL_TYPE};
+pub use crate::span_start::{CallStart, StepStart};
 pub use crate::stream::{declared_stream, DeclaredStream, LlmStream};
 pub use crate::task::{in_call, CallGuard, InstrumentedCall};
 pub use crate::tool_content::{
@@ -113,11 +114,11 @@ macro_rules! __agent_step_span {
         ] $(; $($extra)*)?)
     };
     // A tool named at run time: the span's OpenTelemetry name and
-    // `gen_ai.tool.name` come from `$name` (a `ToolName`).
-    (tool_named, $span_name:literal, $site:expr, $name:expr $(; $($extra:tt)*)?) => {
+    // `gen_ai.tool.name` come from `$start` (a `StepStart`).
+    (tool_named, $span_name:literal, $site:expr, $start:expr $(; $($extra:tt)*)?) => {
         $crate::__agent_step_span!(@span $span_name, $site, [
-            otel.name = $name.span_name(),
-            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $name.as_str(),
+            otel.name = $start.span_name(),
+            { $crate::__private::semconv::GEN_AI_TOOL_NAME } = $start.name(),
             { $crate::__private::semconv::GEN_AI_TOOL_TYPE } = $crate::__private::TOOL_TYPE,
             { $crate::__private::semconv::GEN_AI_TOOL_DESCRIPTION } = $site.description,
         ] $(; $($extra)*)?)
@@ -196,15 +197,8 @@ macro_rules! __llm_call_span {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __llm_call_start {
-    ($mode:ident, $site:ident, $model:expr, $span_name:literal, literal $(, $capture:ident)? $(; $($fields:tt)*)?) => {
-        $crate::__llm_call_start!(@$mode $site, $model, $span_name, model, [],
-            ::core::option::Option::None::<&str> $(, $capture)? $(; $($fields)*)?)
-    };
-    ($mode:ident, $site:ident, $model:expr, $span_name:literal, named $(, $capture:ident)? $(; $($fields:tt)*)?) => {
-        $crate::__llm_call_start!(@$mode $site, $model, $span_name, model,
-            [let name = model.span_name(&$site);],
-            ::core::option::Option::Some(::core::convert::AsRef::<str>::as_ref(&name))
-            $(, $capture)? $(; $($fields)*)?)
+    ($mode:ident, $site:ident, $model:expr, $span_name:literal, $how:ident $(, $capture:ident)? $(; $($fields:tt)*)?) => {
+        $crate::__llm_call_start!(@$mode $site, $model, $span_name, $how $(, $capture)? $(; $($fields)*)?)
     };
     (@if_enabled $($rest:tt)*) => {
         if $crate::__enabled!() {
@@ -213,16 +207,11 @@ macro_rules! __llm_call_start {
             ::core::option::Option::None
         }
     };
-    (@always $site:ident, $model:expr, $span_name:literal, $m:ident, [$($init:tt)*], $name:expr $(, $capture:ident)? $(; $($fields:tt)*)?) => {{
-        let $m = $model;
-        let provider = $site.provider_for(&$m);
-        $($init)*
-        $site.share_strings(provider, &$m);
+    (@always $site:ident, $model:expr, $span_name:literal, $how:ident $(, $capture:ident)? $(; $($fields:tt)*)?) => {{
+        let start = $crate::__private::CallStart::$how(&$site, $model);
         $crate::__private::LlmGuard::start(
-            &$site,
-            ::core::clone::Clone::clone(&$m),
-            provider,
-            $crate::__llm_call_span!($span_name, $name, $site.operation, provider, $m.as_str() $(; $($fields)*)?),
+            $crate::__llm_call_span!($span_name, start.span_name(), $site.operation, start.provider(), start.model() $(; $($fields)*)?),
+            start,
         ) $(.$capture())?
     }};
 }
@@ -241,19 +230,17 @@ macro_rules! __agent_step_start {
         }
     };
     (always, $site:ident, tool_named($name:expr), $span_name:literal $(; $($fields:tt)*)?) => {{
-        $site.share_strings();
-        let tool = $crate::__private::ToolName::new(&$site, $name);
-        $crate::__private::StepGuard::start_named(
-            &$site,
-            $crate::__agent_step_span!(tool_named, $span_name, $site, tool $(; $($fields)*)?),
-            tool,
+        let start = $crate::__private::StepStart::tool_named(&$site, $name);
+        $crate::__private::StepGuard::start(
+            $crate::__agent_step_span!(tool_named, $span_name, $site, start $(; $($fields)*)?),
+            start,
         )
     }};
     (always, $site:ident, $kind:ident, $span_name:literal $(; $($fields:tt)*)?) => {{
-        $site.share_strings();
+        let start = $crate::__private::StepStart::new(&$site);
         $crate::__private::StepGuard::start(
-            &$site,
             $crate::__agent_step_span!($kind, $span_name, $site $(; $($fields)*)?),
+            start,
         )
     }};
 }

@@ -27,26 +27,9 @@ pub struct StepSite {
     pub metrics: SiteMetrics,
 }
 
-/// `gen_ai.tool.type` of a tool step: one `static`, so every span's field is
-/// the same string, which the bridge stores without a copy.
+/// `gen_ai.tool.type` of a tool step: one `static`, whose address
+/// `tests/bridge.rs` finds on the exported span (stored, not copied).
 pub static TOOL_TYPE: &str = "function";
-
-impl StepSite {
-    /// Tells the bridge which strings the span about to be created carries
-    /// (this site's operation, name, description and tool type), so that it
-    /// stores them without a copy each.
-    pub fn share_strings(&self) {
-        crate::bridge::share_strings(
-            [
-                self.operation,
-                self.name,
-                self.description.unwrap_or_default(),
-                TOOL_TYPE,
-            ],
-            None,
-        );
-    }
-}
 
 /// What an LLM call site is, fixed at compile time.
 #[derive(Debug)]
@@ -64,16 +47,6 @@ pub struct LlmSite {
 }
 
 impl LlmSite {
-    /// Tells the bridge which strings the span about to be created carries
-    /// (this site's operation, `provider` and `model`), so that it stores them
-    /// without a copy each.
-    pub fn share_strings(&self, provider: &'static str, model: &ModelName) {
-        crate::bridge::share_strings(
-            [self.operation, provider, model.span_name.unwrap_or(""), ""],
-            Some(&model.value),
-        );
-    }
-
     /// The model an expression names, evaluated when the call starts. A model
     /// this site has seen before comes with its string and span name already
     /// made, so a call that names it allocates nothing for either.
@@ -102,7 +75,8 @@ impl ToolName {
     /// The tool `name`, run through the step `site`.
     pub fn new(site: &'static StepSite, name: &str) -> Self {
         Self {
-            name: StringValue::from(name.to_owned()),
+            // Shared, not owned: the bridge's span takes it without a copy.
+            name: StringValue::from(Arc::<str>::from(name)),
             span_name: format!("{} {name}", site.operation),
         }
     }
@@ -146,6 +120,11 @@ impl ModelName {
     /// The model name.
     pub fn as_str(&self) -> &str {
         self.value.as_str()
+    }
+
+    /// `{operation} {model}` when the site keeps it, made once.
+    pub(crate) fn kept_span_name(&self) -> Option<&'static str> {
+        self.span_name
     }
 
     /// `{operation} {model}`, the span name the conventions prescribe.
