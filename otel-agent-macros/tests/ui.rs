@@ -1,8 +1,12 @@
 //! Compile-time diagnostics of `#[agent_step]` and `#[llm_call]`, pinned.
 //!
-//! Every file in `ui/fail/` must fail to compile with exactly the messages in its
-//! `.stderr`; every file in `ui/pass/` must compile and run. To update after an
-//! intended change: `TRYBUILD=overwrite cargo test -p otel-agent-macros --test ui`,
+//! Every file in `ui/fail/` must fail to compile with exactly the messages in
+//! its `.stderr`. The files that must compile and run, `ui/pass/`, are built by
+//! `tests/pass.rs` with the rest of the workspace: given compile-fail cases
+//! only, trybuild checks its scratch crate instead of building it, so the
+//! dependencies it cannot share with the workspace's build (its own target
+//! directory, its own flags) are only checked, never compiled to code or
+//! linked. To update after an intended change: `TRYBUILD=overwrite cargo test -p otel-agent-macros --test ui`,
 //! then read every changed `.stderr`.
 //!
 //! The files use the attributes through `otel-agent-runtime`, as users do, but
@@ -14,5 +18,4 @@
 fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/*.rs");
-    t.pass("tests/ui/pass/*.rs");
 }

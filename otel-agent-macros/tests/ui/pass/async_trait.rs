@@ -70,7 +70,7 @@ async fn ordinary(model: &(dyn Model + Sync)) -> Result<String, std::io::Error> 
     model.complete("hi").await
 }
 
-fn main() {
+pub fn main() {
     let stub = Stub {
         model: "gpt-4o".to_owned(),
     };

@@ -53,7 +53,7 @@ impl Named {
     }
 }
 
-fn main() {
+pub fn main() {
     assert_eq!(search("c", "rust", &Config { depth: 2 }, 7), 1 + 4 + 2 + 7);
     assert_eq!(futures::executor::block_on(complete("p", 0.5)), "p at 0.5");
     let named = Named {

@@ -102,6 +102,8 @@ async fn async_question_mark(input: &str) -> Result<u32, Box<dyn std::error::Err
 #[agent_step]
 async fn async_unit() {}
 
+// The shape under test, not an `async fn`.
+#[allow(clippy::manual_async_fn)]
 #[llm_call(model = "gpt-4o")]
 fn returns_future(prompt: &str) -> impl Future<Output = usize> + '_ {
     async move { prompt.len() }
@@ -127,7 +129,7 @@ fn inner_attributes() -> u32 {
     2
 }
 
-fn main() {
+pub fn main() {
     assert_eq!(plain(1), 2);
     assert_eq!(generic(&[1, 2]), vec![1, 2]);
     assert_eq!(with_lifetimes("a", "b"), "a");

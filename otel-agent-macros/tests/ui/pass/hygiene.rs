@@ -56,7 +56,7 @@ mod bare {
     }
 }
 
-fn main() {
+pub fn main() {
     assert!(shadowed(1).is_ok());
     assert!(bare::step(0).is_err());
     assert_eq!(bare::Agent { model: "m".into() }.ask(), 1);

@@ -77,7 +77,7 @@ fn agent() -> Agent {
     }
 }
 
-fn main() {
+pub fn main() {
     let mut a = agent();
     assert_eq!(a.name(), "a");
     a.notes_mut().push("n".to_owned());

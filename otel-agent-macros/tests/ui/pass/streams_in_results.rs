@@ -6,7 +6,8 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use otel_agent_runtime::llm_call;
 
-type ChatCompletionResponseStream = Pin<Box<dyn Stream<Item = Result<String, std::io::Error>> + Send>>;
+type ChatCompletionResponseStream =
+    Pin<Box<dyn Stream<Item = Result<String, std::io::Error>> + Send>>;
 
 #[llm_call(model = "gpt-4o", stream)]
 async fn alias(prompt: &str) -> Result<ChatCompletionResponseStream, std::io::Error> {
@@ -25,7 +26,7 @@ fn unboxed() -> Result<impl Stream<Item = Result<String, std::io::Error>>, std::
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() {
+pub async fn main() {
     let a: Vec<_> = alias("hi").await.unwrap().collect().await;
     let b: Vec<_> = boxed().await.unwrap().collect().await;
     let c: Vec<_> = unboxed().unwrap().collect().await;

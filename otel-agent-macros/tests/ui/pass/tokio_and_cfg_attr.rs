@@ -43,7 +43,7 @@ fn cfg_feature() -> u32 {
     5
 }
 
-fn main() {
+pub fn main() {
     assert_eq!(ours_first(), 1);
     assert_eq!(tokio_first(), 2);
     assert_eq!(cfg_enabled() + cfg_disabled() + cfg_feature(), 12);

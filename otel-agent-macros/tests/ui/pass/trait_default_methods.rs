@@ -41,7 +41,7 @@ impl Tool for Calc {
     }
 }
 
-fn main() {
+pub fn main() {
     assert_eq!(Search.describe(), "tool search");
     futures::executor::block_on(async {
         assert_eq!(Search.run(2).await, Ok(4));
