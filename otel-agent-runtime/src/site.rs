@@ -28,7 +28,7 @@ pub struct StepSite {
 }
 
 /// `gen_ai.tool.type` of a tool step: one `static`, whose address
-/// `tests/bridge.rs` finds on the exported span (stored, not copied).
+/// `tests/in_process/bridge.rs` finds on the exported span (stored, not copied).
 pub static TOOL_TYPE: &str = "function";
 
 /// What an LLM call site is, fixed at compile time.

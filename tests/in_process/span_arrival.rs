@@ -4,7 +4,7 @@
 //! process, so that callsites cache their interest as they do under `init()`
 //! (a span whose interest is cached is created without asking the filters).
 
-mod common;
+use crate::common;
 
 use otel_agent_runtime::{agent_step, llm_call};
 use tracing_subscriber::layer::SubscriberExt as _;

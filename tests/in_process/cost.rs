@@ -1,7 +1,7 @@
 //! Cost from a price table: on the span, rolled up onto steps, as a counter;
 //! evaluations; the compatibility names for older backends.
 
-mod common;
+use crate::common;
 
 use common::{attr, harness, span_named};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};

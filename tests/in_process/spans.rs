@@ -1,6 +1,6 @@
 //! The span trees the attributes produce: names, kinds, parents, attributes, status.
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 

@@ -3,7 +3,7 @@
 //! inside an annotated call (their own spans, events, OpenTelemetry-native code,
 //! attributes on the current span) must land on the right span.
 
-mod common;
+use crate::common;
 
 use common::{attr, harness, span_named};
 use opentelemetry::trace::{Status, TraceContextExt as _};

@@ -2,7 +2,7 @@
 //! scope (root or child, sync or async, spawned or joined), never on metrics
 //! except an allow-listed tenant.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! conventions' metrics with the same attributes and buckets, the steps'
 //! roll-ups and the console, counted once however they nest with our calls.
 
-mod common;
+use crate::common;
 
 use common::{attr, span_named};
 use opentelemetry::Value;

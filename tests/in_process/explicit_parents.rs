@@ -3,7 +3,7 @@
 //! and tool spans this way, tools on a task of their own) under the attributes'
 //! spans, and the other way round, all in one trace.
 
-mod common;
+use crate::common;
 
 use common::{attr, span_named};
 use opentelemetry_sdk::trace::SpanData;

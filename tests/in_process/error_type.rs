@@ -1,7 +1,7 @@
 //! `error.type` for errors of every shape: one value a dashboard can group by,
 //! the same on the span and on the metrics.
 
-mod common;
+use crate::common;
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -172,8 +172,8 @@ fn a_named_error_gives_its_short_name() {
 
 #[test]
 fn an_error_called_error_keeps_its_crate() {
-    // This test's crate is `error_type`.
-    assert_error_type!(called_error, "error_type::Error");
+    // The crate this test is in (`in_process`), not its module.
+    assert_error_type!(called_error, concat!(env!("CARGO_CRATE_NAME"), "::Error"));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! without one (`quiet`). Both, and the plain twins the results are compared
 //! with, come from one macro, so the bodies cannot drift apart.
 
-mod common;
+use crate::common;
 
 use common::suspend;
 use std::num::ParseIntError;

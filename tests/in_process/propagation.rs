@@ -2,7 +2,7 @@
 //! step, in the same trace, with the same session, whatever carries the context
 //! (a field in the message, a header map) and however the receiver runs.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -245,7 +245,7 @@ fn a_carrier_made_outside_any_span_carries_only_the_scope() {
 }
 
 #[allow(dead_code)]
-#[path = "../examples/message_bus.rs"]
+#[path = "../../examples/message_bus.rs"]
 mod message_bus;
 
 #[test]

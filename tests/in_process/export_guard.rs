@@ -3,7 +3,7 @@
 //! capture off, pass redacted and cut with capture on, and usage is counted
 //! once however calls are wrapped and steps nested.
 
-mod common;
+use crate::common;
 
 use common::{attr, span_named};
 use opentelemetry::Value;

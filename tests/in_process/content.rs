@@ -1,7 +1,7 @@
 //! Prompts and completions are never exported without opt-in; with opt-in they
 //! follow the conventions' JSON, are redacted and stay valid when truncated.
 
-mod common;
+use crate::common;
 
 use otel_agent_runtime::content::{self, Message};
 use otel_agent_runtime::{

@@ -2,7 +2,7 @@
 //! respected, metrics complete whatever is sampled out, and a custom sampler that
 //! sees the GenAI attributes (and the scope) when it decides.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Setting up from the environment and from code: errors that name the fix,
 //! disabled mode, sampling, and collectors that are not there.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Spans that must end exactly once, with the right parent and the right outcome,
 //! however the call leaves: panics, cancellation, spawned tasks, nesting, retries.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! spans and metrics named for each tool (`name = expr`), and every tool span
 //! carries the id of the call the model made (`call_id = ..`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

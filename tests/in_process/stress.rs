@@ -2,7 +2,7 @@
 //! exactly once, each under its own parent. One test in this file: it installs
 //! the process-wide subscriber.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! the stream ends, usage comes from the final chunk, and an abandoned stream is
 //! cancelled.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 use std::time::Duration;

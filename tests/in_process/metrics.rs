@@ -1,6 +1,6 @@
 //! The exported metric points: names, units, bucket boundaries, attributes.
 
-mod common;
+use crate::common;
 
 use common::{f64_histogram_points, harness, point_attrs, u64_histogram_points};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};

@@ -7,7 +7,7 @@
 //! A small `tracing` layer records what the generated code does, independently
 //! of the OpenTelemetry pipeline (whose output other tests cover).
 
-mod common;
+use crate::common;
 
 use common::suspend;
 use std::collections::BTreeMap;
