@@ -195,8 +195,13 @@ impl Instrumentation {
         }
         let start = quote!(#start!(if_enabled, #args));
         if after.is_empty() {
-            let boxed = boxed.then(|| quote!(.map(::std::boxed::Box::new)));
-            return quote!(let #guard = #start #boxed;);
+            let (start, args) = &self.start;
+            let mode = if boxed {
+                quote!(boxed_if_enabled)
+            } else {
+                quote!(if_enabled)
+            };
+            return quote!(let #guard = #start!(#mode, #args););
         }
         // Matched by value: a borrow of the `Option` would keep it in an
         // `async fn`'s state across every `.await`.
@@ -578,13 +583,17 @@ fn extra_fields(common: &Common) -> TokenStream {
     quote!(; #(#fields),*)
 }
 
+/// `; &[(key, value), ..]` for the site's macro, nothing when there are none.
 fn metric_attributes(common: &Common) -> TokenStream {
+    if common.metric_attributes.is_empty() {
+        return quote!();
+    }
     let pairs = common.metric_attributes.iter().map(|a| {
         let key = a.key.literal();
         let value = &a.value;
         quote!((#key, #value))
     });
-    quote!(&[#(#pairs),*])
+    quote!(; &[#(#pairs),*])
 }
 
 fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrumentation {
@@ -595,10 +604,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
     let name = args.name.as_ref().map_or(fn_name, syn::LitStr::value);
     let operation = args.kind.operation();
     let span_name = format!("{operation} {name}");
-    let description = match &args.description {
-        Some(d) => quote!(::core::option::Option::Some(#d)),
-        None => quote!(::core::option::Option::None),
-    };
+    let description = args.description.as_ref().map(|d| quote!(, #d));
     let mut fields = extra_fields(&args.common);
     if let Some(id) = &args.call_id {
         let id = quote_spanned!(first_span(id)=>
@@ -623,7 +629,7 @@ fn step_instrumentation(args: &StepArgs, function: Option<&Function>) -> Instrum
     };
     let attributes = metric_attributes(&args.common);
     let site = quote! {
-        ::otel_agent_runtime::__agent_step_site!(__OTEL_AGENT_SITE, #operation, #name, #description, #attributes);
+        ::otel_agent_runtime::__agent_step_site!(__OTEL_AGENT_SITE, #operation, #name #description #attributes);
     };
     let (arguments, tool) = match args.kind {
         StepKind::Tool => (tool_arguments(args, function, &guard), quote!(tool)),
@@ -694,13 +700,10 @@ fn tool_arguments(args: &StepArgs, function: Option<&Function>, guard: &Ident) -
 fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumentation {
     let Locals { guard, .. } = Locals::new();
     let operation = args.operation;
-    let provider = match &args.provider {
-        Some(p) => quote!(::core::option::Option::Some(#p)),
-        None => quote!(::core::option::Option::None),
-    };
+    let provider = args.provider.as_ref().map(|p| quote!(, #p));
     let (model_init, span_name, naming) = match &args.model {
         Model::Literal(lit) => (
-            quote!(::otel_agent_runtime::__private::ModelName::literal(#lit)),
+            quote!(#lit),
             format!("{operation} {}", lit.value()),
             quote!(literal),
         ),
@@ -725,7 +728,7 @@ fn llm_instrumentation(args: &LlmArgs, stream: Option<StreamShape>) -> Instrumen
         )
     });
     let site = quote! {
-        ::otel_agent_runtime::__llm_call_site!(__OTEL_AGENT_SITE, #operation, #provider, #attributes);
+        ::otel_agent_runtime::__llm_call_site!(__OTEL_AGENT_SITE, #operation #provider #attributes);
     };
     Instrumentation {
         site,

@@ -197,14 +197,13 @@ pub fn agent_step(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// ```ignore
 /// async fn complete(prompt: &str) -> Result<ChatResponse, Error> {
-///     __llm_call_site!(SITE, "chat", Some("openai"), &[]);
+///     __llm_call_site!(SITE, "chat", "openai");
 ///     // One runtime call starts the call's work when something listens: the
-///     // model (one typed `ModelName`), its provider, the span (target
-///     // `otel_agent::llm_call`), the guard; request and fields are read
+///     // model and its provider (one typed `CallStart`, which the bridge
+///     // reads too), the span (target `otel_agent::llm_call`), the guard
+///     // (boxed: the future holds a pointer); request and fields are read
 ///     // before the body can move them.
-///     let guard = __llm_call_start!(
-///         if_enabled, SITE, ModelName::literal("gpt-4o"), "chat gpt-4o", literal
-///     );
+///     let guard = __llm_call_start!(boxed_if_enabled, SITE, "gpt-4o", "chat gpt-4o", literal);
 ///     InstrumentedCall::new(
 ///         async move { client().chat(prompt).await },
 ///         guard,

@@ -187,13 +187,14 @@ macro_rules! __llm_call_span {
     }};
 }
 
-/// Starts an `#[llm_call]`'s work, all of it: the model (`$model`, a
-/// `ModelName`), its provider, the span, the guard. `if_enabled` gives
-/// `None` when nothing listens (the body then runs as written), `always` the
-/// guard itself. `literal` when the attribute names the model, `named` when
-/// an expression gives it at run time (the span's name is then made from
-/// it); `capture_content` when the attribute asks for content. Fields after
-/// `;` go to the span as written.
+/// Starts an `#[llm_call]`'s work, all of it: the model, its provider, the
+/// span, the guard. `if_enabled` gives `None` when nothing listens (the body
+/// then runs as written), `boxed_if_enabled` the same with the guard boxed
+/// (an `async fn`'s state grows by a pointer, not by the guard), `always` the
+/// guard itself. `$model` is the attribute's string literal with `literal`,
+/// and with `named` a `ModelName` an expression gave at run time (the span's
+/// name is then made from it); `capture_content` when the attribute asks for
+/// content. Fields after `;` go to the span as written.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __llm_call_start {
@@ -203,6 +204,13 @@ macro_rules! __llm_call_start {
     (@if_enabled $($rest:tt)*) => {
         if $crate::__enabled!() {
             ::core::option::Option::Some($crate::__llm_call_start!(@always $($rest)*))
+        } else {
+            ::core::option::Option::None
+        }
+    };
+    (@boxed_if_enabled $($rest:tt)*) => {
+        if $crate::__enabled!() {
+            ::core::option::Option::Some(::std::boxed::Box::new($crate::__llm_call_start!(@always $($rest)*)))
         } else {
             ::core::option::Option::None
         }
@@ -218,13 +226,20 @@ macro_rules! __llm_call_start {
 
 /// Starts an `#[agent_step]`'s work: the span of the step's kind (`agent`,
 /// `tool`, `workflow`, or `tool_named(name)` for a tool named at run time)
-/// and the guard; `if_enabled` and `always` as in [`__llm_call_start!`].
+/// and the guard; the modes as in [`__llm_call_start!`].
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __agent_step_start {
     (if_enabled, $($rest:tt)*) => {
         if $crate::__enabled!() {
             ::core::option::Option::Some($crate::__agent_step_start!(always, $($rest)*))
+        } else {
+            ::core::option::Option::None
+        }
+    };
+    (boxed_if_enabled, $($rest:tt)*) => {
+        if $crate::__enabled!() {
+            ::core::option::Option::Some(::std::boxed::Box::new($crate::__agent_step_start!(always, $($rest)*)))
         } else {
             ::core::option::Option::None
         }
@@ -304,30 +319,37 @@ macro_rules! __agent_step_finish {
 }
 
 /// Makes an `#[agent_step]`'s call site: the `static` `$site`, what the step
-/// is, fixed at compile time.
+/// is, fixed at compile time: operation, name, the description when given,
+/// and after `;` the metric attributes when there are any.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __agent_step_site {
-    ($site:ident, $operation:literal, $name:literal, $description:expr, $attributes:expr) => {
+    (@option) => { ::core::option::Option::None };
+    (@option $value:literal) => { ::core::option::Option::Some($value) };
+    (@slice) => { &[] };
+    (@slice $value:expr) => { $value };
+    ($site:ident, $operation:literal, $name:literal $(, $description:literal)? $(; $attributes:expr)?) => {
         static $site: $crate::__private::StepSite = $crate::__private::StepSite {
             operation: $operation,
             name: $name,
-            description: $description,
-            attributes: $attributes,
+            description: $crate::__agent_step_site!(@option $($description)?),
+            attributes: $crate::__agent_step_site!(@slice $($attributes)?),
             metrics: $crate::__private::SiteMetrics::NEW,
         };
     };
 }
 
-/// Makes an `#[llm_call]`'s call site: the `static` `$site`.
+/// Makes an `#[llm_call]`'s call site: the `static` `$site`, with its
+/// operation, the provider when the attribute names it, and after `;` the
+/// metric attributes when there are any.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __llm_call_site {
-    ($site:ident, $operation:literal, $provider:expr, $attributes:expr) => {
+    ($site:ident, $operation:literal $(, $provider:literal)? $(; $attributes:expr)?) => {
         static $site: $crate::__private::LlmSite = $crate::__private::LlmSite {
             operation: $operation,
-            provider: $provider,
-            attributes: $attributes,
+            provider: $crate::__agent_step_site!(@option $($provider)?),
+            attributes: $crate::__agent_step_site!(@slice $($attributes)?),
             metrics: $crate::__private::SiteMetrics::NEW,
             models: $crate::__private::ModelNames::NEW,
         };

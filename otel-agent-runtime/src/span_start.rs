@@ -130,8 +130,8 @@ pub struct CallStart {
 impl CallStart {
     /// A call whose attribute names the model (the span's name is the call
     /// site's).
-    pub fn literal(site: &'static LlmSite, model: ModelName) -> Self {
-        Self::new(site, model, None)
+    pub fn literal(site: &'static LlmSite, model: &'static str) -> Self {
+        Self::new(site, ModelName::literal(model), None)
     }
 
     /// A call whose model an expression gives at run time; the span is named
