@@ -209,11 +209,7 @@ macro_rules! __llm_call_start {
         }
     };
     (@boxed_if_enabled $($rest:tt)*) => {
-        if $crate::__enabled!() {
-            ::core::option::Option::Some(::std::boxed::Box::new($crate::__llm_call_start!(@always $($rest)*)))
-        } else {
-            ::core::option::Option::None
-        }
+        ::core::option::Option::map($crate::__llm_call_start!(@if_enabled $($rest)*), ::std::boxed::Box::new)
     };
     (@always $site:ident, $model:expr, $span_name:literal, $how:ident $(, $capture:ident)? $(; $($fields:tt)*)?) => {{
         let start = $crate::__private::CallStart::$how(&$site, $model);
@@ -238,11 +234,7 @@ macro_rules! __agent_step_start {
         }
     };
     (boxed_if_enabled, $($rest:tt)*) => {
-        if $crate::__enabled!() {
-            ::core::option::Option::Some(::std::boxed::Box::new($crate::__agent_step_start!(always, $($rest)*)))
-        } else {
-            ::core::option::Option::None
-        }
+        ::core::option::Option::map($crate::__agent_step_start!(if_enabled, $($rest)*), ::std::boxed::Box::new)
     };
     (always, $site:ident, tool_named($name:expr), $span_name:literal $(; $($fields:tt)*)?) => {{
         let start = $crate::__private::StepStart::tool_named(&$site, $name);

@@ -59,13 +59,13 @@ impl SpanStart {
         match self {
             SpanStart::Step { site, tool } => match field {
                 semconv::GEN_AI_OPERATION_NAME => fixed(site.operation),
-                semconv::GEN_AI_TOOL_NAME if tool.is_some() => tool
-                    .as_ref()
-                    .filter(|t| same_text(t.as_str(), text))
-                    .map(|t| Value::String(t.clone())),
-                semconv::GEN_AI_AGENT_NAME
-                | semconv::GEN_AI_TOOL_NAME
-                | semconv::GEN_AI_WORKFLOW_NAME => fixed(site.name),
+                semconv::GEN_AI_TOOL_NAME => match tool {
+                    Some(tool) => {
+                        same_text(tool.as_str(), text).then(|| Value::String(tool.clone()))
+                    }
+                    None => fixed(site.name),
+                },
+                semconv::GEN_AI_AGENT_NAME | semconv::GEN_AI_WORKFLOW_NAME => fixed(site.name),
                 semconv::GEN_AI_TOOL_TYPE => fixed(TOOL_TYPE),
                 semconv::GEN_AI_AGENT_DESCRIPTION | semconv::GEN_AI_TOOL_DESCRIPTION => {
                     fixed(site.description?)
@@ -91,7 +91,7 @@ impl SpanStart {
     /// start holds it and `text` is it.
     pub(crate) fn static_name(&self, text: &str) -> Option<&'static str> {
         match self {
-            SpanStart::Call { model, .. } => model.kept_span_name().filter(|n| *n == text),
+            SpanStart::Call { model, .. } => model.kept_span_name().filter(|n| same_text(n, text)),
             SpanStart::Step { .. } => None,
         }
     }
@@ -119,9 +119,9 @@ fn restore(previous: Option<SpanStart>) {
 /// provider, given to the span's fields and to the bridge as one value, then
 /// to the call's guard.
 pub struct CallStart {
-    pub(crate) site: &'static LlmSite,
-    pub(crate) provider: &'static str,
-    pub(crate) model: ModelName,
+    site: &'static LlmSite,
+    provider: &'static str,
+    model: ModelName,
     /// `{operation} {model}` for a model chosen at run time.
     span_name: Option<Cow<'static, str>>,
     previous: Option<SpanStart>,
@@ -183,7 +183,7 @@ impl CallStart {
 /// An `#[agent_step]` about to create its span: the site, and the tool's name
 /// when a dispatcher gives it at run time.
 pub struct StepStart {
-    pub(crate) site: &'static StepSite,
+    site: &'static StepSite,
     tool: Option<ToolName>,
     previous: Option<SpanStart>,
 }
