@@ -1,21 +1,25 @@
 //! The attributes on every shape of code users write, compiled and run: each
-//! file in `ui/pass/` must compile (under its own `#![deny(warnings)]`) and
-//! its `main` must run to the end.
+//! file here must compile (under its own `#![deny(warnings)]`) and its `main`
+//! must run to the end. Their compile errors' twins, the files that must not
+//! compile, are `otel-agent-macros/tests/ui/fail/`.
 //!
 //! They are modules of this one test, not trybuild `pass` cases: trybuild
 //! builds its scratch crate in a target directory of its own, so a single
 //! `pass` case makes it compile and link the runtime's whole dependency tree
-//! again, where compile-fail cases alone only need it checked (see
-//! `tests/ui.rs`). Each file is still its own module, with its own lint levels
-//! and its own shadowed names, as it was its own crate; dead code is allowed,
-//! as trybuild allowed it, and each `main` is `pub` to be called from here.
+//! again, where compile-fail cases alone only need it checked. They live in
+//! this package rather than the macros crate because a proc-macro crate's
+//! dev-dependencies are resolved apart from the workspace: there the runtime
+//! and its tree would be compiled a second time. Each file is still its own
+//! module, with its own lint levels and its own shadowed names, as it was its
+//! own crate; dead code is allowed, as trybuild allowed it, and each `main` is
+//! `pub` to be called from here.
 
 // `tokio_and_cfg_attr.rs` names a feature no crate here has, on purpose; the
 // lint fires before that module's own `allow` applies.
 #![allow(unexpected_cfgs)]
 
 #[allow(dead_code)]
-#[path = "ui/pass/async_trait.rs"]
+#[path = "async_trait.rs"]
 mod pass_async_trait;
 
 #[test]
@@ -24,7 +28,7 @@ fn async_trait() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/fields_and_metric_attributes.rs"]
+#[path = "fields_and_metric_attributes.rs"]
 mod pass_fields_and_metric_attributes;
 
 #[test]
@@ -33,7 +37,7 @@ fn fields_and_metric_attributes() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/free_functions.rs"]
+#[path = "free_functions.rs"]
 mod pass_free_functions;
 
 #[test]
@@ -42,7 +46,7 @@ fn free_functions() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/hygiene.rs"]
+#[path = "hygiene.rs"]
 mod pass_hygiene;
 
 #[test]
@@ -51,7 +55,7 @@ fn hygiene() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/methods.rs"]
+#[path = "methods.rs"]
 mod pass_methods;
 
 #[test]
@@ -60,7 +64,7 @@ fn methods() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/streams_in_results.rs"]
+#[path = "streams_in_results.rs"]
 mod pass_streams_in_results;
 
 #[test]
@@ -69,7 +73,7 @@ fn streams_in_results() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/tokio_and_cfg_attr.rs"]
+#[path = "tokio_and_cfg_attr.rs"]
 mod pass_tokio_and_cfg_attr;
 
 #[test]
@@ -78,7 +82,7 @@ fn tokio_and_cfg_attr() {
 }
 
 #[allow(dead_code)]
-#[path = "ui/pass/trait_default_methods.rs"]
+#[path = "trait_default_methods.rs"]
 mod pass_trait_default_methods;
 
 #[test]
