@@ -67,8 +67,11 @@ impl ExportRuntime {
         if needs_runtime {
             return Self::start().map(Some);
         }
-        // Without gRPC and Prometheus, `resolve()` refused both already.
-        let _ = needs_runtime;
+        #[cfg(not(any(feature = "otlp-grpc", feature = "prometheus")))]
+        debug_assert!(
+            !needs_runtime,
+            "resolve() refuses gRPC and Prometheus when their features are off"
+        );
         Ok(None)
     }
 }
