@@ -193,9 +193,7 @@ impl Instrumentation {
         if always {
             return quote!(let #guard = #start!(always, #args); #after);
         }
-        let start = quote!(#start!(if_enabled, #args));
         if after.is_empty() {
-            let (start, args) = &self.start;
             let mode = if boxed {
                 quote!(boxed_if_enabled)
             } else {
@@ -211,7 +209,7 @@ impl Instrumentation {
             quote!(#guard)
         };
         quote! {
-            let #guard = match #start {
+            let #guard = match #start!(if_enabled, #args) {
                 ::core::option::Option::Some(#guard) => {
                     #after
                     ::core::option::Option::Some(#held)

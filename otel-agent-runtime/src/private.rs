@@ -310,22 +310,38 @@ macro_rules! __agent_step_finish {
     }};
 }
 
+/// A call site's optional part as its `static` field: `option` gives
+/// `Some(value)` or `None`, `slice` the metric attributes or `&[]`, for the
+/// site macros, whose attributes leave out what they do not give.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __site_field {
+    (option) => {
+        ::core::option::Option::None
+    };
+    (option $value:literal) => {
+        ::core::option::Option::Some($value)
+    };
+    (slice) => {
+        &[]
+    };
+    (slice $value:expr) => {
+        $value
+    };
+}
+
 /// Makes an `#[agent_step]`'s call site: the `static` `$site`, what the step
 /// is, fixed at compile time: operation, name, the description when given,
 /// and after `;` the metric attributes when there are any.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __agent_step_site {
-    (@option) => { ::core::option::Option::None };
-    (@option $value:literal) => { ::core::option::Option::Some($value) };
-    (@slice) => { &[] };
-    (@slice $value:expr) => { $value };
     ($site:ident, $operation:literal, $name:literal $(, $description:literal)? $(; $attributes:expr)?) => {
         static $site: $crate::__private::StepSite = $crate::__private::StepSite {
             operation: $operation,
             name: $name,
-            description: $crate::__agent_step_site!(@option $($description)?),
-            attributes: $crate::__agent_step_site!(@slice $($attributes)?),
+            description: $crate::__site_field!(option $($description)?),
+            attributes: $crate::__site_field!(slice $($attributes)?),
             metrics: $crate::__private::SiteMetrics::NEW,
         };
     };
@@ -340,8 +356,8 @@ macro_rules! __llm_call_site {
     ($site:ident, $operation:literal $(, $provider:literal)? $(; $attributes:expr)?) => {
         static $site: $crate::__private::LlmSite = $crate::__private::LlmSite {
             operation: $operation,
-            provider: $crate::__agent_step_site!(@option $($provider)?),
-            attributes: $crate::__agent_step_site!(@slice $($attributes)?),
+            provider: $crate::__site_field!(option $($provider)?),
+            attributes: $crate::__site_field!(slice $($attributes)?),
             metrics: $crate::__private::SiteMetrics::NEW,
             models: $crate::__private::ModelNames::NEW,
         };
